@@ -1,0 +1,3 @@
+from pyhelpers.cli import main
+
+main()

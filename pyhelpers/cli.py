@@ -1,0 +1,138 @@
+"""Entry point of the ``mlops`` command.
+
+Command groups are imported only when invoked, so ``mlops --help`` stays as quick as
+``dvc --help``. Each group module exposes a click object named ``cli``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+
+import click
+
+from pyhelpers import __version__
+from pyhelpers.errors import BadInput, MlopsError
+
+# group name -> (module, one-line help). Order here is the order in --help.
+GROUPS: dict[str, tuple[str, str]] = {
+    "config": ("pyhelpers.commands.config_cmd", "Validate and show the project's mlops.yaml."),
+    "data": ("pyhelpers.commands.data_cmd", "DVC-tracked data: status, diff, version, push, pull."),
+    "experiment": ("pyhelpers.commands.experiment_cmd", "Katib Experiments: validate, run locally."),
+    "notify": ("pyhelpers.commands.notify_cmd", "Notify people (Slack) about experiments and deployments."),
+    "line": ("pyhelpers.commands.line_cmd", "Run an automation line end to end."),
+}
+
+
+class ParamsGroup(click.Group):
+    """Applies the JSON parameter file (``--params-file``/``MLOPS_PARAMS_FILE``) to the leaf command.
+
+    Jenkins steps pass values this way instead of interpolating them into shell strings.
+    """
+
+    def resolve_command(self, ctx, args):
+        name, cmd, rest = super().resolve_command(ctx, args)
+        params = ctx.find_root().meta.get("mlops.params")
+        if cmd is not None and params is not None and not isinstance(cmd, click.Group):
+            known = {p.name for p in cmd.params if p.name}
+            unknown = sorted(set(params) - known)
+            if unknown:
+                raise BadInput(
+                    f"unknown parameter {unknown[0]!r} for `{ctx.command_path} {name}`; "
+                    f"known: {', '.join(sorted(known))}",
+                    source=ctx.find_root().meta.get("mlops.params_source"),
+                )
+            ctx.default_map = {name: params}
+        return name, cmd, rest
+
+
+class LazyGroup(ParamsGroup):
+    def list_commands(self, ctx):
+        return list(GROUPS)
+
+    def get_command(self, ctx, name):
+        if name not in GROUPS:
+            return None
+        module = importlib.import_module(GROUPS[name][0])
+        return module.cli
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_) for name, (_, help_) in GROUPS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _load_params(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except FileNotFoundError:
+        raise BadInput("parameter file not found", source=path) from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"invalid JSON: {exc.msg}", source=path, line=exc.lineno) from None
+    if not isinstance(doc, dict):
+        raise BadInput("parameter file must hold a JSON object", source=path)
+    return {str(k).replace("-", "_"): v for k, v in doc.items()}
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlops")
+@click.option("--config", "config_path", envvar="MLOPS_CONFIG", metavar="PATH",
+              help="Project configuration (default: mlops.yaml here or in a parent folder).")
+@click.option("--profile", envvar="MLOPS_PROFILE", help="Configuration profile (default: local).")
+@click.option("--params-file", envvar="MLOPS_PARAMS_FILE", metavar="PATH",
+              help="JSON object of option values for the command (used by the Jenkins steps).")
+@click.option("--debug", is_flag=True, envvar="MLOPS_DEBUG", help="Show tracebacks on errors.")
+@click.pass_context
+def cli(ctx, config_path, profile, params_file, debug):
+    """MLOps level 2 helpers: data -> experiment -> model -> deployment.
+
+    Every command prints a human summary, or with --json one JSON document on stdout
+    (logs go to stderr). Exit codes: 0 success, 1 the operation failed, 2 bad input.
+    """
+    ctx.meta["mlops.config_path"] = config_path
+    ctx.meta["mlops.profile"] = profile
+    if params_file:
+        ctx.meta["mlops.params"] = _load_params(params_file)
+        ctx.meta["mlops.params_source"] = params_file
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("MLOPS_DEBUG", "") not in ("", "0", "false")
+    try:
+        cli.main(args=args, prog_name="mlops", standalone_mode=False)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = 2 if exc.exit_code in (1, 2) else exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        print("mlops: interrupted", file=sys.stderr)
+        code = 130
+    except MlopsError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"mlops: error: {_one_line(exc)}", file=sys.stderr)
+        code = exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        hint = "" if debug else " (run with --debug for the traceback)"
+        print(f"mlops: error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.exit(code)

@@ -1,0 +1,76 @@
+"""Shared pieces of every leaf command: --json output, config loading, result printing."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import click
+
+from pyhelpers.errors import BadInput
+
+
+@dataclass
+class Result:
+    data: dict[str, Any]
+    human: str = ""
+    exit_code: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def log(message: str) -> None:
+    """Human progress goes to stderr so stdout stays a clean JSON document."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_project_config(required: bool = True):
+    """The configuration selected by the root options (--config, --profile) or the environment."""
+    from pyhelpers.config import load_config
+
+    root = click.get_current_context().find_root()
+    return load_config(root.meta.get("mlops.config_path"), root.meta.get("mlops.profile"), required=required)
+
+
+def config_or_default():
+    from pyhelpers.config import default_config
+
+    return load_project_config(required=False) or default_config()
+
+
+def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
+    """Register a leaf command that returns a ``Result``; adds --json and prints the result."""
+
+    def decorator(fn: Callable[..., Result]) -> click.Command:
+        @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document on stdout.")
+        @click.option("--debug", is_flag=True, hidden=True, expose_value=False, help="Show tracebacks on errors.")
+        @functools.wraps(fn)
+        def wrapper(as_json: bool, **params: Any):
+            result = fn(**params)
+            emit(result, as_json)
+            if result.exit_code:
+                sys.exit(result.exit_code)
+
+        return group.command(name, **kwargs)(wrapper)
+
+    return decorator
+
+
+def emit(result: Result, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result.data, indent=2, default=str) + "\n")
+    elif result.human:
+        sys.stdout.write(result.human.rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
+def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInput(f"{option}: expected KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out

@@ -1,0 +1,379 @@
+"""The project configuration ``mlops.yaml``: schema, profiles, environment overrides, resolved paths.
+
+The ``local`` profile is the default: every piece of state lives under ``<project>/.mlops/``
+(DVC remote folder, MLflow SQLite store and artifacts, GitOps bare repository, notification
+log, experiment results). Other profiles are overlays declared under ``profiles:`` and
+selected with ``--profile`` or ``MLOPS_PROFILE``.
+
+Secrets are never part of this file: they come from the environment (see ``CREDENTIALS``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pyhelpers.errors import BadInput
+from pyhelpers.yamlsrc import SourcedYaml, load_yaml_file
+
+CONFIG_FILE = "mlops.yaml"
+DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+# Environment variables that override config keys (documented in README "Configuration").
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
+    "MLFLOW_S3_ENDPOINT_URL": ("mlflow", "s3_endpoint_url"),
+    "MLOPS_DVC_REMOTE_URL": ("data", "remote_url"),
+    "AWS_ENDPOINT_URL": ("data", "endpoint_url"),
+    "MLOPS_GITOPS_REPO": ("gitops", "repo"),
+    "MLOPS_SLACK_CHANNEL": ("notify", "slack_channel"),
+    "MLOPS_GITHUB_REPO": ("github", "repo"),
+    "MLOPS_K8S_NAMESPACE": ("experiment", "namespace"),
+}
+
+# Credentials: read from the environment only, reported as set / not set, never printed.
+CREDENTIALS: dict[str, str] = {
+    "AWS_ACCESS_KEY_ID": "S3 access for DVC and MLflow artifacts (or ~/.aws/credentials)",
+    "AWS_SECRET_ACCESS_KEY": "S3 secret key for DVC and MLflow artifacts",
+    "MLFLOW_TRACKING_TOKEN": "MLflow server bearer token",
+    "MLFLOW_TRACKING_USERNAME": "MLflow server basic-auth user",
+    "MLFLOW_TRACKING_PASSWORD": "MLflow server basic-auth password",
+    "SLACK_BOT_TOKEN": "Slack bot token for chat.postMessage",
+    "SLACK_WEBHOOK_URL": "Slack incoming webhook URL",
+    "GITHUB_TOKEN": "GitHub token for pull requests and the GitOps remote",
+    "JENKINS_USER": "Jenkins user for `mlops jenkins seed`",
+    "JENKINS_TOKEN": "Jenkins API token for `mlops jenkins seed`",
+    "KUBECONFIG": "kubeconfig path for Katib and Argo CD (in-cluster config when unset)",
+}
+
+SECRET_LIKE = re.compile(r"(token|password|passwd|secret|access_key|api_key|webhook)", re.I)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(_Section):
+    paths: list[str] = Field(default_factory=lambda: ["data"])  # DVC-tracked outputs
+    remote: str = "storage"  # DVC remote name
+    remote_url: str | None = None  # None: <state>/dvc-remote (local profile)
+    endpoint_url: str | None = None  # S3-compatible endpoint (MinIO, Ceph, moto)
+
+
+class ImageConfig(_Section):
+    name: str = ""  # e.g. registry.example.com/team/taxi-fare-train
+    dockerfile: str = "Dockerfile"
+    context: str = "."
+
+
+class ExperimentConfig(_Section):
+    file: str = "katib/experiment.yaml"
+    engine: Literal["local", "katib"] = "local"
+    namespace: str = "kubeflow"
+    image_paths: dict[str, str] = Field(default_factory=dict)  # image path -> local folder
+    timeout_minutes: int = Field(default=240, gt=0)
+
+
+class TrainingConfig(_Section):
+    # Command run with the best parameters; None: the Experiment's trial command.
+    command: list[str] | None = None
+    model_dir: str = "model"  # where the trainer leaves the fitted model (relative to cwd)
+
+
+class MlflowConfig(_Section):
+    tracking_uri: str | None = None  # None: sqlite:///<state>/mlflow/mlflow.db
+    s3_endpoint_url: str | None = None
+    experiment: str | None = None  # None: project name
+    registered_model: str | None = None  # None: project name
+    min_improvement: float = Field(default=0.0, ge=0)  # relative gain needed to promote
+
+
+class GitOpsConfig(_Section):
+    repo: str | None = None  # None: bare repository <state>/gitops.git
+    branch: str = "main"
+    path: str | None = None  # None: apps/<project>/seldondeployment.yaml
+    author_name: str = "mlops-bot"
+    author_email: str = "mlops-bot@localhost"
+    push_retries: int = Field(default=3, ge=0)
+
+
+class DeployConfig(_Section):
+    target: Literal["seldon"] = "seldon"
+    namespace: str = "models"
+    replicas: int = Field(default=1, ge=1)
+    resources: dict[str, dict[str, str]] = Field(default_factory=dict)
+    storage_secret: str = "mlops-storage"  # envSecretRefName: a Secret the cluster admin creates
+    serve_port: int = Field(default=8080, gt=0, lt=65536)
+    metrics_port: int = Field(default=8082, gt=0, lt=65536)
+
+
+class ArgoCDConfig(_Section):
+    application: str | None = None  # None: project name
+    namespace: str = "argocd"
+    project: str = "default"
+    server: str = "https://kubernetes.default.svc"
+    timeout_minutes: int = Field(default=10, gt=0)
+
+
+class NotifyConfig(_Section):
+    slack_channel: str | None = None
+    link: str | None = None  # e.g. a Jenkins or dashboard URL shown in messages
+
+
+class GitHubConfig(_Section):
+    repo: str | None = None  # owner/name
+    base: str = "main"
+    api_url: str = "https://api.github.com"
+
+
+class ProjectConfig(_Section):
+    project: str
+    description: str = ""
+    profile: str = "local"
+    state_dir: str = ".mlops"
+    data: DataConfig = Field(default_factory=DataConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    gitops: GitOpsConfig = Field(default_factory=GitOpsConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    argocd: ArgoCDConfig = Field(default_factory=ArgoCDConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    github: GitHubConfig = Field(default_factory=GitHubConfig)
+    profiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("project")
+    @classmethod
+    def _dns_name(cls, v: str) -> str:
+        if not DNS1123.match(v) or len(v) > 50:
+            raise ValueError(
+                "must be a lowercase DNS-1123 name of at most 50 characters "
+                "(letters, digits, '-'), because it names Kubernetes objects"
+            )
+        return v
+
+
+class Config:
+    """A validated configuration plus where it lives; all paths resolved against the project root."""
+
+    def __init__(self, model: ProjectConfig, root: Path, source: str | None, overrides: dict[str, str]):
+        self.model = model
+        self.root = root
+        self.source = source
+        self.overrides = overrides  # dotted key -> environment variable it came from
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    # -- resolved locations -------------------------------------------------
+    @property
+    def state(self) -> Path:
+        return (self.root / self.model.state_dir).resolve()
+
+    def state_path(self, *parts: str) -> Path:
+        return self.state.joinpath(*parts)
+
+    def project_path(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() else (self.root / p)
+
+    @property
+    def dvc_remote_url(self) -> str:
+        return self.model.data.remote_url or str(self.state_path("dvc-remote"))
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.model.mlflow.tracking_uri or f"sqlite:///{self.state_path('mlflow', 'mlflow.db')}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        return str(self.state_path("mlflow", "artifacts"))
+
+    @property
+    def mlflow_experiment(self) -> str:
+        return self.model.mlflow.experiment or self.model.project
+
+    @property
+    def registered_model(self) -> str:
+        return self.model.mlflow.registered_model or self.model.project
+
+    @property
+    def gitops_repo(self) -> str:
+        return self.model.gitops.repo or str(self.state_path("gitops.git"))
+
+    @property
+    def gitops_path(self) -> str:
+        return self.model.gitops.path or f"apps/{self.model.project}/seldondeployment.yaml"
+
+    @property
+    def argocd_application(self) -> str:
+        return self.model.argocd.application or self.model.project
+
+    @property
+    def experiment_file(self) -> Path:
+        return self.project_path(self.model.experiment.file)
+
+    @property
+    def notifications_log(self) -> Path:
+        return self.state_path("notifications.jsonl")
+
+    def image_path_map(self) -> dict[str, Path]:
+        return {k: self.project_path(v).resolve() for k, v in self.model.experiment.image_paths.items()}
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """Effective configuration with resolved defaults; never contains credentials."""
+        doc = self.model.model_dump(mode="json", exclude={"profiles"})
+        doc["data"]["remote_url"] = self.dvc_remote_url
+        doc["mlflow"]["tracking_uri"] = redact_url(self.tracking_uri)
+        doc["mlflow"]["experiment"] = self.mlflow_experiment
+        doc["mlflow"]["registered_model"] = self.registered_model
+        doc["gitops"]["repo"] = redact_url(self.gitops_repo)
+        doc["gitops"]["path"] = self.gitops_path
+        doc["argocd"]["application"] = self.argocd_application
+        doc["state_dir"] = str(self.state)
+        return doc
+
+
+def redact_url(url: str) -> str:
+    """Drop user-info (``user:token@``) from a URL so it can be shown."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
+
+
+def credentials_status(environ: dict[str, str] | None = None) -> dict[str, str]:
+    env = os.environ if environ is None else environ
+    return {name: ("set" if env.get(name) else "not set") for name in CREDENTIALS}
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """``mlops.yaml`` in ``start`` or one of its parents (like git finds .git)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _deep_merge(base: dict, overlay: dict) -> dict:
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_path(doc: dict, path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        doc = doc.setdefault(key, {})
+    doc[path[-1]] = value
+
+
+def _unknown_key_message(model: type[BaseModel], loc: tuple, key: str) -> str:
+    fields = _fields_at(model, loc[:-1])
+    if SECRET_LIKE.search(str(key)):
+        return (
+            "unknown key: secrets are never read from mlops.yaml; set the matching "
+            "environment variable instead (`mlops config show` lists them)"
+        )
+    close = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(fields)}"
+    return f"unknown key{hint}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields:
+            current = current.model_fields[part].annotation
+        else:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _validate(doc: Any, src: SourcedYaml, loc_prefix: tuple = ()) -> ProjectConfig:
+    if not isinstance(doc, dict):
+        raise src.error(loc_prefix, "expected a mapping of configuration keys")
+    try:
+        return ProjectConfig.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise src.error(loc_prefix + loc, _unknown_key_message(ProjectConfig, loc, loc[-1])) from None
+        if err["type"] == "missing":
+            raise src.error(loc_prefix + loc, "required key is missing") from None
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) else ""
+        raise src.error(loc_prefix + loc, f"{msg}{shown}") from None
+
+
+def load_config(
+    path: str | Path | None = None,
+    profile: str | None = None,
+    environ: dict[str, str] | None = None,
+    required: bool = True,
+) -> Config | None:
+    """Load and validate ``mlops.yaml``; apply the profile overlay and environment overrides."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        path = env.get("MLOPS_CONFIG") or find_config()
+        if path is None:
+            if required:
+                raise BadInput(f"no {CONFIG_FILE} in this folder or its parents (use --config PATH)")
+            return None
+    path = Path(path)
+    src = load_yaml_file(path)
+    raw = src.data if src.data is not None else {}
+    base = _validate(raw, src)  # the file itself must be valid before overlays apply
+
+    chosen = profile or env.get("MLOPS_PROFILE") or base.profile
+    doc = dict(raw)
+    if chosen != "local" or chosen in base.profiles:
+        if chosen not in base.profiles:
+            known = ", ".join(["local", *base.profiles])
+            raise BadInput(f"profile {chosen!r} is not defined; known profiles: {known}", source=str(path))
+        overlay = base.profiles[chosen]
+        if not isinstance(overlay, dict):
+            raise src.error(("profiles", chosen), "a profile must be a mapping of overrides")
+        for forbidden in ("profiles", "project"):
+            if forbidden in overlay:
+                raise src.error(("profiles", chosen, forbidden), "cannot be overridden by a profile")
+        doc = _deep_merge(doc, overlay)
+        try:
+            ProjectConfig.model_validate(doc)
+        except ValidationError:
+            _validate(overlay_only(overlay), src, ("profiles", chosen))
+            raise
+    doc["profile"] = chosen
+
+    overrides: dict[str, str] = {}
+    for var, key in ENV_OVERRIDES.items():
+        value = env.get(var)
+        if value:
+            _set_path(doc, key, value)
+            overrides[".".join(key)] = var
+    model = _validate(doc, src)
+    return Config(model, path.resolve().parent, str(path), overrides)
+
+
+def overlay_only(overlay: dict) -> dict:
+    """Validate a profile overlay on its own so its errors point at the profile's lines."""
+    return {"project": "overlay-check", **overlay}
+
+
+def default_config(root: Path | None = None) -> Config:
+    """Embedded defaults for commands run outside a project (e.g. ``experiment run --local FILE``)."""
+    root = (root or Path.cwd()).resolve()
+    name = re.sub(r"[^a-z0-9-]+", "-", root.name.lower()).strip("-") or "project"
+    return Config(ProjectConfig(project=name[:50].strip("-") or "project"), root, None, {})
