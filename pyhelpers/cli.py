@@ -22,6 +22,10 @@ GROUPS: dict[str, tuple[str, str]] = {
     "data": ("pyhelpers.commands.data_cmd", "DVC-tracked data: status, diff, version, push, pull."),
     "experiment": ("pyhelpers.commands.experiment_cmd", "Katib Experiments: validate, run locally."),
     "notify": ("pyhelpers.commands.notify_cmd", "Notify people (Slack) about experiments and deployments."),
+    "model": ("pyhelpers.commands.model_cmd", "MLflow models: train, register, gate, promote, rollback."),
+    "deploy": ("pyhelpers.commands.deploy_cmd", "Seldon manifests, GitOps push, local serving and smoke tests."),
+    "lineage": ("pyhelpers.commands.lineage_cmd", "Trace a deployed model back to its data version."),
+    "jenkins": ("pyhelpers.commands.jenkins_cmd", "Seed Jenkins jobs (python-jenkins)."),
     "line": ("pyhelpers.commands.line_cmd", "Run an automation line end to end."),
 }
 
