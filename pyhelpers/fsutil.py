@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) -> Path:
+    """Write via a temporary file and rename; ``durable=False`` skips fsync (progress snapshots)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -25,8 +27,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-def atomic_write_json(path: str | os.PathLike, doc: Any) -> Path:
-    return atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+def atomic_write_json(path: str | os.PathLike, doc: Any, durable: bool = True) -> Path:
+    return atomic_write_text(path, json.dumps(doc, indent=2) + "\n", durable)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -1,0 +1,1 @@
+"""Katib Experiments: spec validation, the local engine (Optuna samplers), status documents."""

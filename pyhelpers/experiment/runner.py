@@ -1,0 +1,53 @@
+"""Running an Experiment with the local engine: where results go, exit codes, summaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyhelpers.experiment import status as st
+from pyhelpers.experiment.spec import ExperimentSpec
+from pyhelpers.experiment.template import trial_command
+
+
+def run_local(cfg, spec: ExperimentSpec, image_paths: dict[str, Path], name: str | None = None,
+              annotations: dict[str, str] | None = None, live: bool = False) -> tuple[dict, int]:
+    """Run ``spec``; (status document, exit code: 0 Succeeded with a best trial, else 1)."""
+    from pyhelpers.experiment.engine import LiveReporter, LocalEngine, PlainReporter
+
+    name = name or spec.name
+    reporter = LiveReporter(spec.max_trials) if live else PlainReporter()
+    engine = LocalEngine(spec, st.experiment_dir(cfg.state, name), image_paths, name, annotations, reporter)
+    doc = engine.run()
+    ok = st.phase(doc) == "Succeeded" and st.best_trial(doc) is not None
+    return doc, 0 if ok else 1
+
+
+def dry_run_plan(spec: ExperimentSpec, image_paths: dict[str, Path], name: str | None) -> dict:
+    first = {}
+    for p in spec.parameters:
+        first[p.name] = p.values[0] if p.values else (str(int(p.min)) if p.type == "int" else repr(float(p.min)))
+    name = name or spec.name
+    argv, cwd, _ = trial_command(spec.spec, first, f"{name}-0001", image_paths, spec.spec_dir, spec.namespace)
+    return {"name": name, "algorithm": spec.algorithm, "maxTrialCount": spec.max_trials,
+            "parallelTrialCount": spec.parallel, "firstTrialCommand": argv, "workingDir": str(cwd),
+            "objective": {"type": spec.objective_type, "metric": spec.objective_metric, "goal": spec.goal}}
+
+
+def summary(doc: dict) -> str:
+    """A human summary: outcome, counts and the best trial's metrics and parameters."""
+    s = doc["status"]
+    cond = next((c for c in reversed(s.get("conditions", [])) if c["status"] == "True"), {})
+    lines = [f"Experiment {doc['metadata']['name']}: {cond.get('type', '?')} ({cond.get('reason', '')})",
+             f"  trials: {s.get('trialsSucceeded', 0)} succeeded, {s.get('trialsFailed', 0)} failed, "
+             f"{s.get('trialMetricsUnavailable', 0)} without metrics, {s.get('trialsKilled', 0)} killed"]
+    best = st.best_trial(doc)
+    if best is None:
+        lines.append("  no trial succeeded: there is no best trial")
+        return "\n".join(lines)
+    lines.append(f"  best trial: {best['name']}")
+    for m in best["metrics"].values():
+        lines.append(f"    {m['name']}: {m['latest']} (min {m['min']}, max {m['max']})")
+    lines.append("  parameters:")
+    for k, v in best["parameters"].items():
+        lines.append(f"    {k} = {v}")
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""Katib-shaped status documents of Experiments run by the local engine."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pyhelpers.errors import BadInput
+from pyhelpers.fsutil import read_json
+
+STATUS_FILE = "experiment.json"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def experiment_dir(state: Path, name: str) -> Path:
+    return state / "experiments" / name
+
+
+def set_condition(status: dict, type_: str, state: str, reason: str, message: str) -> None:
+    """Add or update a condition as Katib does (Running goes False when the experiment ends)."""
+    stamp = now()
+    for cond in status.setdefault("conditions", []):
+        if cond["type"] == type_:
+            if cond["status"] != state:
+                cond["lastTransitionTime"] = stamp
+            cond.update(status=state, reason=reason, message=message, lastUpdateTime=stamp)
+            return
+    status["conditions"].append({
+        "type": type_, "status": state, "reason": reason, "message": message,
+        "lastUpdateTime": stamp, "lastTransitionTime": stamp,
+    })
+
+
+def phase(doc: dict) -> str:
+    """Succeeded, Failed, Running or Created: the latest true condition."""
+    for cond in reversed((doc.get("status") or {}).get("conditions") or []):
+        if cond.get("status") == "True":
+            return cond["type"]
+    return "Created"
+
+
+def load_status(cfg, name: str) -> dict:
+    """The status document of experiment ``name`` (a name, or a path to an experiment.json)."""
+    path = Path(name)
+    if not (path.suffix == ".json" and path.is_file()):
+        path = experiment_dir(cfg.state, name) / STATUS_FILE
+    if not path.is_file():
+        raise BadInput(f"no results for experiment {name!r} (looked for {path}); run `mlops experiment run --local` first")
+    try:
+        doc = read_json(path)
+    except ValueError as exc:
+        raise BadInput(f"not a valid status document: {exc}", source=str(path)) from None
+    if not isinstance(doc, dict) or doc.get("kind") != "Experiment":
+        raise BadInput("not an Experiment status document", source=str(path))
+    return doc
+
+
+def best_trial(doc: dict) -> dict | None:
+    """currentOptimalTrial as {name, parameters, metrics}, or None when no trial succeeded."""
+    opt = (doc.get("status") or {}).get("currentOptimalTrial") or {}
+    if not opt.get("bestTrialName"):
+        return None
+    return {
+        "name": opt["bestTrialName"],
+        "parameters": {a["name"]: a["value"] for a in opt.get("parameterAssignments") or []},
+        "metrics": {m["name"]: m for m in (opt.get("observation") or {}).get("metrics") or []},
+    }
