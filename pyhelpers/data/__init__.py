@@ -1,0 +1,256 @@
+"""DVC-tracked data: data versions, status, diffs, push and pull (DVC does the work)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pyhelpers import scm
+from pyhelpers.errors import BadInput, OperationFailed
+from pyhelpers.fsutil import atomic_write_json, read_json
+from pyhelpers.experiment.status import now
+
+PROCESSED_FILE = ("data", "processed.json")
+
+
+# -- data versions (no DVC import: read the .dvc files, at a git revision or in the worktree) --
+def dvc_files(cfg) -> list[str]:
+    """The .dvc file of every tracked path in ``data.paths``, relative to the project root."""
+    out = []
+    for path in cfg.data.paths:
+        rel = path.rstrip("/")
+        out.append(rel if rel.endswith(".dvc") else rel + ".dvc")
+    return out
+
+
+def read_outs(cfg, rev: str | None = None) -> list[dict[str, Any]]:
+    """The DVC outputs (path, md5, size, nfiles) of the tracked data at ``rev`` (None: worktree)."""
+    outs = []
+    for i, dvc_file in enumerate(dvc_files(cfg)):
+        if rev is None:
+            path = cfg.root / dvc_file
+            if not path.is_file():
+                raise BadInput(f"data.paths[{i}]: {dvc_file[:-4]} is not tracked by DVC (no {dvc_file}); "
+                               f"run `dvc add {dvc_file[:-4]}`", source=cfg.source)
+            text = path.read_text()
+        else:
+            text = scm.show(cfg.root, rev, dvc_file)
+            if text is None:
+                raise BadInput(f"data.paths[{i}]: {dvc_file} does not exist at git revision {rev!r}",
+                               source=cfg.source)
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise BadInput(f"not a valid .dvc file: {exc}", source=dvc_file) from None
+        base = Path(dvc_file).parent
+        for out in doc.get("outs") or []:
+            md5 = out.get("md5") or out.get("etag") or out.get("checksum")
+            if not md5:
+                raise BadInput("an output has no hash (was `dvc add` interrupted?)", source=dvc_file)
+            outs.append({
+                "path": (base / out["path"]).as_posix(),
+                "md5": md5,
+                "size": out.get("size"),
+                "nfiles": out.get("nfiles", 1),
+                "dvc_file": dvc_file,
+            })
+    return outs
+
+
+def version_of(outs: list[dict[str, Any]]) -> str:
+    """A stable id of a data state: sha256 over the sorted (path, DVC hash) pairs."""
+    canon = json.dumps(sorted((o["path"], o["md5"]) for o in outs), separators=(",", ":"))
+    return "dv-" + hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+
+def data_version(cfg, rev: str | None = "HEAD") -> str:
+    return version_of(read_outs(cfg, rev))
+
+
+# -- processed marker: which data version the line last handled ----------------------------
+def load_processed(cfg) -> dict | None:
+    path = cfg.state_path(*PROCESSED_FILE)
+    if not path.is_file():
+        return None
+    try:
+        return read_json(path)
+    except ValueError:
+        raise BadInput("corrupt processed-data marker; delete it to reprocess", source=str(path)) from None
+
+
+def mark_processed(cfg, version: str, commit: str | None, **extra: Any) -> dict:
+    doc = {"data_version": version, "git_commit": commit, "time": now(), **extra}
+    atomic_write_json(cfg.state_path(*PROCESSED_FILE), doc)
+    return doc
+
+
+# -- DVC-backed operations ------------------------------------------------------------------
+def open_repo(cfg):
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        return Repo(str(cfg.root))
+    except NotDvcRepoError:
+        raise BadInput(f"{cfg.root} is not a DVC repository (run `dvc init`)") from None
+
+
+def ensure_remote(cfg, repo) -> str:
+    """Point the configured DVC remote at ``data.remote_url`` (local profile: .mlops/dvc-remote).
+
+    Written to ``.dvc/config.local`` (git-ignored), so a machine-specific path or endpoint never
+    lands in git. Credentials are left to the environment / AWS credential files.
+    """
+    name, url = cfg.data.remote, cfg.dvc_remote_url
+    if "://" not in url:
+        Path(url).mkdir(parents=True, exist_ok=True)
+    wanted = {"url": url}
+    if cfg.data.endpoint_url:
+        wanted["endpointurl"] = cfg.data.endpoint_url
+    current = repo.config.get("remote", {}).get(name, {})
+    if any(current.get(k) != v for k, v in wanted.items()) or repo.config.get("core", {}).get("remote") != name:
+        with repo.config.edit("local") as conf:
+            conf["remote"][name] = {**conf["remote"].get(name, {}), **wanted}
+            conf["core"]["remote"] = name
+    return name
+
+
+def status(cfg) -> dict[str, Any]:
+    """What `dvc status` says of the tracked data, plus its data version and the line's marker."""
+    head = scm.head(cfg.root)
+    committed = data_version(cfg, "HEAD") if head else None
+    repo = open_repo(cfg)
+    try:
+        raw = repo.status(targets=dvc_files(cfg))
+    finally:
+        repo.close()
+    workspace = version_of(read_outs(cfg, None))
+    changes = []
+    for dvc_file, entries in raw.items():
+        for entry in entries:
+            if isinstance(entry, dict):
+                for kind, outs in entry.items():
+                    if isinstance(outs, dict):
+                        changes += [{"path": p, "change": c, "dvc_file": dvc_file} for p, c in outs.items()]
+            else:
+                changes.append({"path": dvc_file, "change": str(entry), "dvc_file": dvc_file})
+    processed = load_processed(cfg)
+    processed_version = processed["data_version"] if processed else None
+    return {
+        "data_version": committed,
+        "workspace_data_version": workspace,
+        "workspace_clean": not changes and workspace == committed,
+        "uncommitted_changes": changes,
+        "processed_version": processed_version,
+        "changed": committed != processed_version,
+        "git_commit": head,
+    }
+
+
+def _cache_size(repo, md5: str) -> int | None:
+    try:
+        path = repo.cache.local.oid_to_path(md5)
+    except Exception:  # noqa: BLE001 - a hash DVC cannot place is simply "size unknown"
+        return None
+    return os.path.getsize(path) if os.path.isfile(path) else None
+
+
+def _dir_entries(repo, md5: str) -> list[dict] | None:
+    """The files of a DVC directory object (.dir manifest in the cache), or None if not cached."""
+    try:
+        path = repo.cache.local.oid_to_path(md5)
+    except Exception:  # noqa: BLE001
+        return None
+    if not os.path.isfile(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def diff(cfg, a_rev: str | None, b_rev: str | None = "HEAD") -> dict[str, Any]:
+    """Files added/modified/deleted between two git revisions (``b_rev`` None: the workspace).
+
+    ``a_rev`` None means "nothing processed yet": every tracked file counts as added.
+    """
+    repo = open_repo(cfg)
+    try:
+        rows: list[dict[str, Any]] = []
+        if a_rev is None:
+            for out in read_outs(cfg, b_rev):
+                entries = _dir_entries(repo, out["md5"]) if out["md5"].endswith(".dir") else None
+                if entries is None:
+                    rows.append({"path": out["path"], "change": "added", "md5": out["md5"], "size": out["size"]})
+                    continue
+                for e in entries:
+                    rows.append({"path": f"{out['path']}/{e['relpath']}", "change": "added", "md5": e["md5"],
+                                 "size": _cache_size(repo, e["md5"])})
+        else:
+            try:
+                raw = repo.diff(a_rev, b_rev, targets=[p.rstrip("/") for p in cfg.data.paths])
+            except Exception as exc:  # DVC raises various SCM errors for unknown revisions
+                raise BadInput(f"cannot diff data between {a_rev!r} and {b_rev or 'workspace'!r}: {exc}") from None
+            for change in ("added", "deleted", "modified", "renamed"):
+                for entry in raw.get(change, []):
+                    if entry["path"].endswith("/"):
+                        continue  # the directory itself; its files are listed one by one
+                    h = entry.get("hash")
+                    new, old = (h.get("new"), h.get("old")) if isinstance(h, dict) else (h, None)
+                    if change == "deleted":
+                        new, old = None, h
+                    path = entry["path"] if change != "renamed" else entry["path"].get("new")
+                    rows.append({"path": path, "change": change, "md5": new, "old_md5": old,
+                                 "size": _cache_size(repo, new) if new else None})
+    finally:
+        repo.close()
+    rows.sort(key=lambda r: r["path"])
+    summary = {c: sum(r["change"] == c for r in rows) for c in ("added", "modified", "deleted", "renamed")}
+    return {
+        "from": a_rev, "to": b_rev or "workspace",
+        "from_version": version_of(read_outs(cfg, a_rev)) if a_rev else None,
+        "to_version": version_of(read_outs(cfg, b_rev)),
+        "files": rows, "summary": summary,
+        "bytes_added": sum((r["size"] or 0) for r in rows if r["change"] in ("added", "modified")),
+    }
+
+
+def push(cfg) -> dict[str, Any]:
+    from dvc.exceptions import DvcException
+
+    repo = open_repo(cfg)
+    try:
+        remote = ensure_remote(cfg, repo)
+        try:
+            pushed = repo.push(targets=dvc_files(cfg), remote=remote)
+        except DvcException as exc:
+            raise OperationFailed(f"dvc push to remote {remote!r} failed: {_one_line(exc)}") from None
+    finally:
+        repo.close()
+    return {"remote": remote, "url": cfg.dvc_remote_url, "pushed_files": pushed, "changed": bool(pushed),
+            "data_version": data_version(cfg, "HEAD") if scm.head(cfg.root) else None}
+
+
+def pull(cfg) -> dict[str, Any]:
+    from dvc.exceptions import DvcException
+
+    repo = open_repo(cfg)
+    try:
+        remote = ensure_remote(cfg, repo)
+        try:
+            stats = repo.pull(targets=dvc_files(cfg), remote=remote)
+        except DvcException as exc:
+            raise OperationFailed(f"dvc pull from remote {remote!r} failed: {_one_line(exc)}") from None
+    finally:
+        repo.close()
+    counts = stats.get("stats", {})
+    checked_out = counts.get("added", 0) + counts.get("modified", 0)
+    return {"remote": remote, "url": cfg.dvc_remote_url, "fetched_files": counts.get("fetched", 0),
+            "checked_out_files": checked_out, "changed": bool(counts.get("fetched") or checked_out)}
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
