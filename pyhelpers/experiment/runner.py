@@ -7,6 +7,18 @@ from pathlib import Path
 from pyhelpers.experiment import status as st
 from pyhelpers.experiment.spec import ExperimentSpec
 from pyhelpers.experiment.template import trial_command
+from pyhelpers.fsutil import atomic_write_text
+
+LATEST_FILE = "latest"  # name of the experiment run last, for commands that default to it
+
+
+def latest_experiment(cfg) -> str:
+    from pyhelpers.errors import BadInput
+
+    path = cfg.state_path("experiments", LATEST_FILE)
+    if not path.is_file():
+        raise BadInput("no experiment has run here yet; give --name or run `mlops experiment run --local`")
+    return path.read_text().strip()
 
 
 def run_local(cfg, spec: ExperimentSpec, image_paths: dict[str, Path], name: str | None = None,
@@ -18,6 +30,7 @@ def run_local(cfg, spec: ExperimentSpec, image_paths: dict[str, Path], name: str
     reporter = LiveReporter(spec.max_trials) if live else PlainReporter()
     engine = LocalEngine(spec, st.experiment_dir(cfg.state, name), image_paths, name, annotations, reporter)
     doc = engine.run()
+    atomic_write_text(cfg.state_path("experiments", LATEST_FILE), name + "\n")
     ok = st.phase(doc) == "Succeeded" and st.best_trial(doc) is not None
     return doc, 0 if ok else 1
 

@@ -1,0 +1,47 @@
+# Two commands matter on a fresh machine: `make demo` and `make test` (each does its own set-up).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := build/demo/taxi-fare
+MLOPS := $(abspath $(BIN)/mlops)
+
+.PHONY: setup demo demo-new-data demo-clean test test-all test-python lint bench clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,test]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+## demo: prepare build/demo/taxi-fare (git + DVC) and run the data line on the embedded defaults
+demo: setup
+	examples/prepare_demo.sh $(DEMO)
+	cd $(DEMO) && $(MLOPS) line data --local
+
+## demo-new-data: a new data batch arrives; run the lines again
+demo-new-data: setup
+	examples/prepare_demo.sh $(DEMO)
+	examples/new_data.sh $(DEMO)
+	cd $(DEMO) && $(MLOPS) line data --local
+
+demo-clean:
+	rm -rf $(DEMO)
+
+## test: set-up, lint, then every test except the slow ones
+test: setup lint
+	$(BIN)/python -m pytest -m "not slow" -q
+
+## test-all: every test, slow ones included
+test-all: setup lint
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check pyhelpers tests bench examples
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,32 @@
+"""mlops line data|deploy"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pyhelpers.commands._common import Result, leaf, load_project_config
+
+
+@click.group("line")
+def cli():
+    """Run an automation line end to end."""
+
+
+@leaf(cli, "data")
+@click.option("--local", is_flag=True, help="Run the Experiment with the local engine (embedded defaults).")
+@click.option("--force", is_flag=True, help="Run even when this data version was already processed.")
+def data_line(local: bool, force: bool) -> Result:
+    """Line 1: new data -> Experiment -> Slack. A no-op when the data version was processed."""
+    from pyhelpers.experiment.runner import summary
+    from pyhelpers.experiment.status import load_status
+    from pyhelpers.line.data_line import run_data_line
+
+    cfg = load_project_config()
+    result, code = run_data_line(cfg, force=force, local=local, live=sys.stderr.isatty())
+    if result["status"] == "unchanged":
+        human = f"data {result['data_version']} is unchanged since the last run: nothing to do"
+    else:
+        human = summary(load_status(cfg, result["experiment"])) + f"\nnotification: {result['notification']['text']}"
+    return Result(result, human, code)

@@ -1,0 +1,33 @@
+"""mlops notify experiment"""
+
+from __future__ import annotations
+
+import click
+
+from pyhelpers.commands._common import Result, config_or_default, leaf
+
+
+@click.group("notify")
+def cli():
+    """Notify people (Slack) about experiments and deployments."""
+
+
+@leaf(cli, "experiment")
+@click.option("--name", help="Experiment name or path to its experiment.json (default: the latest run).")
+@click.option("--channel", help="Slack channel (default: notify.slack_channel).")
+@click.option("--link", help="URL shown in the message (default: notify.link, else $BUILD_URL).")
+def experiment(name: str | None, channel: str | None, link: str | None) -> Result:
+    """Send the outcome and best trial of an Experiment to Slack (SLACK_BOT_TOKEN or
+    SLACK_WEBHOOK_URL from the environment); always recorded in .mlops/notifications.jsonl."""
+    import os
+
+    from pyhelpers import notify
+    from pyhelpers.experiment.runner import latest_experiment
+    from pyhelpers.experiment.status import load_status
+
+    cfg = config_or_default()
+    doc = load_status(cfg, name or latest_experiment(cfg))
+    message = notify.experiment_message(doc, link or cfg.notify.link or os.environ.get("BUILD_URL"))
+    delivery = notify.send(cfg, message, "experiment", channel)
+    return Result({"delivery": delivery, "message": message},
+                  f"{notify.readable(message)}\n(sent via {delivery['via']})")

@@ -1,0 +1,1 @@
+"""The automation lines, end to end: data -> experiment (data_line), experiment -> deployment."""

@@ -1,0 +1,87 @@
+"""Line 1: new data -> hyperparameter Experiment -> notification.
+
+detect a data change against the last processed data version -> make sure the workspace holds
+exactly the committed data -> push it to the DVC remote -> run the Experiment (named after the
+data version) -> notify -> record the data version as processed. Unchanged data is a no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyhelpers import data, notify
+from pyhelpers.errors import BadInput
+from pyhelpers.experiment import status as st
+from pyhelpers.experiment.runner import run_local
+from pyhelpers.experiment.spec import load_spec
+
+
+def experiment_name(base: str, data_version: str) -> str:
+    """Name an Experiment after its data: a rerun for the same data finds the same name."""
+    suffix = data_version.removeprefix("dv-")[:8]
+    return f"{base[:63 - len(suffix) - 1].rstrip('-')}-{suffix}"
+
+
+def _log(message: str) -> None:
+    import sys
+
+    print(f"[line data] {message}", file=sys.stderr, flush=True)
+
+
+def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = False) -> tuple[dict[str, Any], int]:
+    if not local and cfg.experiment.engine != "local":
+        raise BadInput("experiment.engine 'katib' runs through `mlops experiment submit`, which this "
+                       "version does not have yet; use --local", source=cfg.source)
+    spec = load_spec(cfg.experiment_file)  # a bad spec stops the line before anything happens
+    state = data.status(cfg)
+    version, commit = state["data_version"], state["git_commit"]
+    if commit is None:
+        raise BadInput(f"{cfg.root} has no commit yet: commit the .dvc files first")
+    result: dict[str, Any] = {"line": "data", "data_version": version, "git_commit": commit,
+                              "processed_version": state["processed_version"]}
+    if not state["changed"] and not force:
+        _log(f"data {version} was already processed: nothing to do (use --force to rerun)")
+        return {**result, "status": "unchanged"}, 0
+
+    missing = [c for c in state["uncommitted_changes"] if c["change"] in ("deleted", "not in cache")]
+    edited = [c for c in state["uncommitted_changes"] if c not in missing]
+    if edited or state["workspace_data_version"] != version:
+        paths = ", ".join(sorted({c["path"] for c in edited})) or ", ".join(data.dvc_files(cfg))
+        raise BadInput(f"uncommitted data changes in {paths}: `dvc add` and commit them (or `dvc checkout`), "
+                       "so the experiment runs on a data version that exists in git")
+    if missing:
+        _log("workspace lacks the tracked data: pulling it")
+        data.pull(cfg)
+
+    processed = data.load_processed(cfg)
+    from pyhelpers import scm
+
+    since = processed["git_commit"] if processed and scm.rev_exists(cfg.root, processed["git_commit"]) else None
+    change = data.diff(cfg, since, "HEAD")
+    _log(f"data {state['processed_version'] or '(none)'} -> {version}: {change['summary']['added']} added, "
+         f"{change['summary']['modified']} modified, {change['summary']['deleted']} deleted")
+    pushed = data.push(cfg)
+    _log(f"data pushed to {pushed['remote']} ({pushed['pushed_files']} new file(s))")
+
+    name = experiment_name(spec.name, version)
+    _log(f"running experiment {name} ({spec.algorithm}, up to {spec.max_trials} trials, {spec.parallel} at a time)")
+    annotations = {"mlops.io/data-version": version, "mlops.io/git-commit": commit}
+    doc, code = run_local(cfg, spec, cfg.image_path_map(), name=name, annotations=annotations, live=live)
+    import os
+
+    message = notify.experiment_message(doc, cfg.notify.link or os.environ.get("BUILD_URL"))
+    delivery = notify.send(cfg, message, "experiment")
+    _log(f"notification sent via {delivery['via']}")
+    if code == 0:
+        data.mark_processed(cfg, version, commit, experiment=name)
+    result.update({
+        "status": "completed" if code == 0 else "failed",
+        "diff": {"summary": change["summary"], "files": change["files"], "bytes_added": change["bytes_added"]},
+        "pushed_files": pushed["pushed_files"],
+        "experiment": name,
+        "phase": st.phase(doc),
+        "best_trial": st.best_trial(doc),
+        "status_file": str(st.experiment_dir(cfg.state, name) / st.STATUS_FILE),
+        "notification": {"via": delivery["via"], "channel": delivery["channel"], "text": message["text"]},
+    })
+    return result, code
