@@ -38,6 +38,8 @@ class ParamsGroup(click.Group):
 
     def resolve_command(self, ctx, args):
         name, cmd, rest = super().resolve_command(ctx, args)
+        if isinstance(cmd, click.Group) and not isinstance(cmd, ParamsGroup):
+            cmd.__class__ = ParamsGroup  # every group passes the parameter file down to its leaf
         params = ctx.find_root().meta.get("mlops.params")
         if cmd is not None and params is not None and not isinstance(cmd, click.Group):
             known = {p.name for p in cmd.params if p.name}

@@ -100,6 +100,8 @@ class GitOpsConfig(_Section):
     author_name: str = "mlops-bot"
     author_email: str = "mlops-bot@localhost"
     push_retries: int = Field(default=3, ge=0)
+    # Where the Argo CD Application goes; outside the app's folder so the app does not sync itself.
+    application_path: str | None = None  # None: argocd/<application>.yaml
 
 
 class DeployConfig(_Section):
@@ -110,6 +112,11 @@ class DeployConfig(_Section):
     storage_secret: str = "mlops-storage"  # envSecretRefName: a Secret the cluster admin creates
     serve_port: int = Field(default=8080, gt=0, lt=65536)
     metrics_port: int = Field(default=8082, gt=0, lt=65536)
+    # Artifact URI prefix -> storage URI Seldon can read, e.g. {"mlflow-artifacts:/": "s3://mlflow/artifacts/"}
+    model_uri_map: dict[str, str] = Field(default_factory=dict)
+    mlserver_version: str = "1.7.1"  # MLServer and mlserver-mlflow of the local serving env
+    serving_envs_dir: str | None = None  # None: <state>/serving-envs ($MLOPS_SERVING_ENVS_DIR wins)
+    ready_timeout_seconds: int = Field(default=120, gt=0)  # local MLServer readiness wait
 
 
 class ArgoCDConfig(_Section):

@@ -79,7 +79,10 @@ def parse_yaml(text: str, source: str) -> SourcedYaml:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise BadInput(f"invalid YAML: {exc.problem or exc}", source=source, line=line) from None
+        context = ""
+        if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
+            context = f" ({exc.context} started at line {exc.context_mark.line + 1})"
+        raise BadInput(f"invalid YAML: {exc.problem or exc}{context}", source=source, line=line) from None
     except yaml.YAMLError as exc:
         raise BadInput(f"invalid YAML: {exc}", source=source) from None
     lines: dict[Loc, int] = {}

@@ -19,6 +19,7 @@ def cli():
 @click.option("--force", is_flag=True, help="Run even when this data version was already processed.")
 def data_line(local: bool, force: bool) -> Result:
     """Line 1: new data -> Experiment -> Slack. A no-op when the data version was processed."""
+    from pyhelpers import notify
     from pyhelpers.experiment.runner import summary
     from pyhelpers.experiment.status import load_status
     from pyhelpers.line.data_line import run_data_line
@@ -28,5 +29,7 @@ def data_line(local: bool, force: bool) -> Result:
     if result["status"] == "unchanged":
         human = f"data {result['data_version']} is unchanged since the last run: nothing to do"
     else:
-        human = summary(load_status(cfg, result["experiment"])) + f"\nnotification: {result['notification']['text']}"
+        doc = load_status(cfg, result["experiment"])
+        message = notify.readable(notify.experiment_message(doc, cfg.notify.link))
+        human = f"{summary(doc)}\n\nnotification (via {result['notification']['via']}):\n{message}"
     return Result(result, human, code)

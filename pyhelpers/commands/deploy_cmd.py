@@ -1,0 +1,164 @@
+"""mlops deploy render|push|serve --local|smoke|stop"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pyhelpers.commands._common import Result, leaf, load_project_config, log
+from pyhelpers.errors import BadInput, OperationFailed
+
+CHAMPION_HELP = "JSON file with the champion description (default: the registered model's `champion` alias)."
+
+
+@click.group("deploy")
+def cli():
+    """Seldon manifests, GitOps push, local serving and smoke tests."""
+
+
+def _champion(cfg, champion_file: str | None) -> dict:
+    from pyhelpers.deploy.render import check_champion
+
+    if champion_file:
+        try:
+            doc = json.loads(Path(champion_file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise BadInput(f"cannot read champion file: {exc.strerror}", source=champion_file) from None
+        except ValueError as exc:
+            raise BadInput(f"invalid JSON: {exc}", source=champion_file) from None
+        return check_champion(doc, champion_file)
+    from pyhelpers.model.registry import get_champion
+
+    champion = get_champion(cfg)
+    if champion is None:
+        raise OperationFailed(
+            f"no version of registered model {cfg.registered_model!r} holds the alias 'champion'; "
+            "run `mlops model register` (or `mlops model promote VERSION`) first"
+        )
+    return check_champion(champion)
+
+
+def commit_message(champion: dict) -> str:
+    data = champion.get("data_version") or "unknown"
+    return (
+        f"Deploy {champion['name']} version {champion['version']} (data {data})\n\n"
+        f"model: {champion.get('model_uri') or ''}\nrun: {champion.get('run_id') or ''}\n"
+        f"git commit: {champion.get('git_commit') or ''}\n"
+    )
+
+
+@leaf(cli, "render")
+@click.option("--champion", "champion_file", metavar="FILE", help=CHAMPION_HELP)
+@click.option("--out", "out_dir", metavar="DIR", help="Folder to write into (default: <state>/manifests).")
+def render(champion_file, out_dir) -> Result:
+    """Render the SeldonDeployment and its Argo CD Application for the champion (deterministic YAML)."""
+    from pyhelpers.deploy.render import render_manifests, write_manifests
+
+    cfg = load_project_config()
+    champion = _champion(cfg, champion_file)
+    out = Path(out_dir).resolve() if out_dir else cfg.state_path("manifests")
+    files = write_manifests(render_manifests(cfg, champion), out)
+    changed = any(f["changed"] for f in files)
+    data = {"changed": changed, "out_dir": str(out), "model": champion["name"], "version": str(champion["version"]),
+            "files": files}
+    lines = [f"{f['path']} ({'written' if f['changed'] else 'unchanged'})" for f in files]
+    return Result(data, "\n".join(lines))
+
+
+@leaf(cli, "push")
+@click.option("--champion", "champion_file", metavar="FILE", help=CHAMPION_HELP)
+@click.option("--message", help="Commit message (default: names model, version and data version).")
+def push(champion_file, message) -> Result:
+    """Commit the rendered manifests to the GitOps repository and push (no commit when unchanged)."""
+    from pyhelpers.deploy.gitops import push_manifests
+    from pyhelpers.deploy.render import render_manifests
+
+    cfg = load_project_config()
+    champion = _champion(cfg, champion_file)
+    files = render_manifests(cfg, champion)
+    result = push_manifests(cfg, files, message or commit_message(champion))
+    data = {**result, "model": champion["name"], "version": str(champion["version"]),
+            "data_version": champion.get("data_version")}
+    if result["changed"]:
+        human = f"pushed {result['commit'][:12]} to {result['repo']} ({result['branch']}): {', '.join(result['paths'])}"
+    else:
+        human = f"unchanged: {result['repo']} ({result['branch']}) already has these manifests at {result['commit']}"
+    return Result(data, human)
+
+
+@leaf(cli, "serve")
+@click.option("--local", "local", is_flag=True, help="Serve on this machine with MLServer (the only mode).")
+@click.option("--champion", "champion_file", metavar="FILE", help=CHAMPION_HELP)
+@click.option("--port", type=click.IntRange(1, 65535), help="HTTP port (default: deploy.serve_port).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), help="Metrics port (default: deploy.metrics_port).")
+def serve(local, champion_file, port, metrics_port) -> Result:
+    """Run the champion with MLServer (V2 protocol, mlserver_mlflow runtime) on 127.0.0.1."""
+    from pyhelpers.deploy.serve import serve_local
+
+    if not local:
+        raise BadInput("--local is required: in a cluster Argo CD deploys the pushed SeldonDeployment")
+    cfg = load_project_config()
+    champion = _champion(cfg, champion_file)
+    info = serve_local(cfg, champion, port=port, metrics_port=metrics_port)
+    state = "already serving" if not info["changed"] else "serving"
+    human = (f"{state} {info['model_name']} version {info['version']} at {info['url']} (pid {info['pid']})\n"
+             f"inference: {info['infer_url']}\nmetrics:   {info['metrics_url']}\nstop with: mlops deploy stop")
+    return Result(info, human)
+
+
+@leaf(cli, "smoke")
+@click.option("--url", help="Server base URL (default: the local server started by `deploy serve --local`).")
+@click.option("--model-name", help="V2 model name (default: the local server's).")
+@click.option("--input-example", "input_example_file", metavar="FILE",
+              help="Input example, pandas split orient (default: the served model's input_example.json).")
+@click.option("--requests", "n_requests", type=click.IntRange(1, 10000), default=20, show_default=True)
+@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), default=1000.0, show_default=True,
+              help="Fail when the p99 latency exceeds this.")
+def smoke(url, model_name, input_example_file, n_requests, max_latency_ms) -> Result:
+    """Send V2 inference requests built from the model's input example; exit 1 when they fail."""
+    from pyhelpers.deploy.serve import read_server_state
+    from pyhelpers.deploy.smoke import check_input_example, load_input_example, smoke_test
+
+    metrics_url = None
+    state = None
+    if not url:
+        cfg = load_project_config()
+        state = read_server_state(cfg)
+        if not state:
+            raise OperationFailed("no local server is running: start one with `mlops deploy serve --local` "
+                                  "or pass --url and --model-name")
+        url, metrics_url = state["url"], state["metrics_url"]
+        model_name = model_name or state["model_name"]
+    if not model_name:
+        raise BadInput("--model-name is required with --url")
+    if input_example_file:
+        try:
+            example = json.loads(Path(input_example_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"cannot read input example: {exc}", source=input_example_file) from None
+        example = check_input_example(example, input_example_file)
+    elif state:
+        example = load_input_example(state["model_dir"])
+    else:
+        raise BadInput("--input-example is required with --url")
+    log(f"smoke test: {n_requests} requests to {url} ({model_name})")
+    result = smoke_test(url, model_name, example, requests=n_requests, max_latency_ms=max_latency_ms,
+                        metrics_url=metrics_url)
+    lat = result["latency_ms"]
+    human = (f"smoke OK: {model_name} version {result['model_version']} answered {n_requests} requests "
+             f"({result['rows']} rows each); p50 {lat['p50']} ms, p99 {lat['p99']} ms; "
+             f"first prediction {result['prediction']}")
+    return Result(result, human)
+
+
+@leaf(cli, "stop")
+def stop() -> Result:
+    """Stop the local MLServer started by `mlops deploy serve --local` (by its pid)."""
+    from pyhelpers.deploy.serve import stop_local
+
+    cfg = load_project_config()
+    info = stop_local(cfg)
+    human = f"stopped MLServer (pid {info['pid']})" if info["stopped"] else f"nothing to stop: {info['reason']}"
+    return Result(info, human)

@@ -1,0 +1,110 @@
+"""Connecting to MLflow: tracking URI, the project's MLflow experiment, quiet logs, lineage tags.
+
+mlflow is imported inside the functions: ``import mlflow`` costs about 2.5 s.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pyhelpers.errors import BadInput, OperationFailed
+
+CHAMPION = "champion"
+
+# Lineage tags of runs and model versions (docs/CONTRACTS.md).
+DATA_VERSION = "mlops.data_version"
+GIT_COMMIT = "mlops.git_commit"
+EXPERIMENT = "mlops.experiment"
+BEST_TRIAL = "mlops.best_trial"
+OBJECTIVE_METRIC = "mlops.objective_metric"
+OBJECTIVE_VALUE = "mlops.objective_value"
+BUILD_URL = "mlops.build_url"
+JOB_NAME = "mlops.job_name"
+LINEAGE_TAGS = (DATA_VERSION, GIT_COMMIT, EXPERIMENT, BEST_TRIAL, OBJECTIVE_METRIC, OBJECTIVE_VALUE,
+                BUILD_URL, JOB_NAME)
+# Internal tags: not lineage, but what `train`/`register` need to find their own work again.
+OBJECTIVE_TYPE = "mlops.objective_type"  # minimize | maximize
+MODEL_ID = "mlops.model_id"  # the LoggedModel (m-…) the run produced
+TRAIN_KEY = "mlops.train_key"  # hash of data version + parameters + git commit (idempotency)
+# Registered-model tags
+PREVIOUS_CHAMPION = "mlops.previous_champion"
+CHAMPION_HISTORY = "mlops.champion_history"  # comma-separated versions, oldest first
+
+
+def quiet_mlflow() -> None:
+    """mlflow logs INFO lines (database migrations, experiment creation) to stderr; keep warnings."""
+    import logging
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def is_local_store(uri: str) -> bool:
+    return urlparse(uri).scheme in ("", "file", "sqlite")
+
+
+def connect(cfg):
+    """An MlflowClient on ``cfg.tracking_uri`` (also set as the fluent API's tracking URI)."""
+    uri = cfg.tracking_uri
+    if uri.startswith("sqlite:///"):
+        # SQLAlchemy does not create the folder of the database file.
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    import mlflow
+    from mlflow import MlflowClient
+
+    quiet_mlflow()
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def ensure_experiment(client, cfg) -> str:
+    """The id of the project's MLflow experiment, created on first use.
+
+    With a local store the artifacts go under ``cfg.mlflow_artifact_root`` (not ./mlruns of
+    whatever folder the command ran in); a tracking server chooses its own artifact location.
+    """
+    from mlflow.exceptions import MlflowException
+
+    name = cfg.mlflow_experiment
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        location = None
+        if is_local_store(cfg.tracking_uri):
+            location = (Path(cfg.mlflow_artifact_root) / name).as_uri()
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            exp = client.get_experiment_by_name(name)  # created concurrently
+            if exp is None:
+                raise
+    if exp.lifecycle_stage == "deleted":
+        raise BadInput(f"mlflow.experiment: MLflow experiment {name!r} is deleted; restore it or choose another name",
+                       source=cfg.source)
+    return exp.experiment_id
+
+
+def local_path(uri: str) -> str:
+    """``file:///x`` -> ``/x``; other URIs unchanged."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    return uri
+
+
+def git_head(root: Path) -> str | None:
+    """The commit checked out in the project (None outside a git work tree)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def mlflow_failure(action: str, exc: Exception) -> OperationFailed:
+    """One line for a failed MLflow call (never the full server response)."""
+    text = " ".join(str(exc).split())
+    return OperationFailed(f"{action}: {text[:300]}")

@@ -1,0 +1,284 @@
+"""``mlops model train``: retrain the best trial of a finished Experiment inside an MLflow run.
+
+The trainer stays a plain script (docs/CONTRACTS.md, "Model hand-over"): it prints metrics in
+Katib's format and, when ``MLOPS_MODEL_DIR`` is set, leaves the fitted model there. This module
+supplies the MLflow context around it: one run per (data version, parameters, git commit),
+with the parameters, metrics, model (flavor, signature, input example), the trainer's log and
+the lineage tags. ``MLFLOW_TRACKING_URI``/``MLFLOW_RUN_ID``/``MLFLOW_EXPERIMENT_NAME`` are set
+for the trainer, so one that does use mlflow logs into the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from pyhelpers.errors import BadInput, OperationFailed
+from pyhelpers.model import tracking as t
+
+HANDOVER_FILE = "mlops-model.json"
+SUPPORTED_FLAVORS = ("sklearn",)
+VALIDATION_ARTIFACTS = "validation"  # run artifact folder: validation rows + hand-over description
+MODEL_NAME = "model"  # name of the logged model inside the run
+
+
+# -- the Experiment ---------------------------------------------------------------------------
+def experiment_name(cfg, ref: str | None) -> str:
+    """NAME, a Katib Experiment FILE (its metadata.name), an experiment.json, or the configured file."""
+    if ref and not ref.endswith((".yaml", ".yml")):
+        return ref
+    path = Path(ref) if ref else cfg.experiment_file
+    if not path.is_file():
+        raise BadInput("Experiment file not found", source=str(path))
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise BadInput(f"invalid YAML: {' '.join(str(exc).split())}", source=str(path)) from None
+    name = ((doc or {}).get("metadata") or {}).get("name") if isinstance(doc, dict) else None
+    if not name:
+        raise BadInput("metadata.name: missing", source=str(path))
+    return str(name)
+
+
+def finished_best_trial(cfg, ref: str | None) -> tuple[dict, dict]:
+    """(status document, best trial) of a Succeeded Experiment; bad input otherwise."""
+    from pyhelpers.experiment.status import best_trial, load_status, phase
+
+    name = experiment_name(cfg, ref)
+    doc = load_status(cfg, name)
+    state = phase(doc)
+    if state != "Succeeded":
+        raise BadInput(f"experiment {name!r} is {state}, not Succeeded: there is no final best trial to train")
+    best = best_trial(doc)
+    if best is None:
+        raise BadInput(f"experiment {name!r}: status.currentOptimalTrial has no bestTrialName")
+    return doc, best
+
+
+def objective(spec: dict) -> dict:
+    """Objective metric, direction, the metric names to collect and their formats."""
+    obj = spec.get("objective") or {}
+    kind = obj.get("type") or "minimize"
+    name = obj.get("objectiveMetricName") or ""
+    strategies = {s.get("name"): s.get("value") for s in obj.get("metricStrategies") or []}
+    source = (spec.get("metricsCollectorSpec") or {}).get("source") or {}
+    return {
+        "metric": name,
+        "type": kind,
+        "strategy": strategies.get(name) or ("min" if kind == "minimize" else "max"),
+        "names": [n for n in [name, *(obj.get("additionalMetricNames") or [])] if n],
+        "formats": ((source.get("filter") or {}).get("metricsFormat")) or None,
+    }
+
+
+def training_command(cfg, doc: dict, trial_name: str, params: dict[str, str]) -> tuple[list[str], Path, dict]:
+    """``training.command`` + ``--<param>=<value>``, else the Experiment's trial template."""
+    if cfg.training.command:
+        argv = [*cfg.training.command, *(f"--{k}={v}" for k, v in params.items())]
+        if argv[0] in ("python", "python3"):
+            argv[0] = sys.executable  # the interpreter mlops runs in, as the local trials do
+        return argv, cfg.root, {}
+    from pyhelpers.experiment.template import trial_command
+
+    spec_file = ((doc.get("metadata") or {}).get("annotations") or {}).get("mlops.io/spec-file")
+    spec_dir = Path(spec_file).parent if spec_file else cfg.experiment_file.parent
+    if not spec_dir.is_absolute():
+        spec_dir = cfg.root / spec_dir
+    try:
+        return trial_command(doc["spec"], params, trial_name, cfg.image_path_map(), spec_dir)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BadInput(f"experiment {doc['metadata'].get('name')!r}: cannot build the trial command "
+                       f"from spec.trialTemplate ({type(exc).__name__}: {exc})") from None
+
+
+def train_key(data_version: str | None, params: dict[str, str], git_commit: str | None) -> str:
+    doc = {"data_version": data_version, "parameters": params, "git_commit": git_commit}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+# -- the trainer ------------------------------------------------------------------------------
+def run_trainer(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> tuple[int, str]:
+    """Run the trainer, copy its output to stderr and ``log_path``; (exit code, output)."""
+    lines: list[str] = []
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
+    except FileNotFoundError:
+        raise BadInput(f"training command not found: {argv[0]!r} (cwd {cwd})") from None
+    with open(log_path, "w", encoding="utf-8") as log, proc:
+        for line in proc.stdout:
+            lines.append(line)
+            log.write(line)
+            sys.stderr.write(line)
+    return proc.returncode, "".join(lines)
+
+
+def read_handover(model_dir: Path) -> dict:
+    path = model_dir / HANDOVER_FILE
+    if not path.is_file():
+        raise BadInput(f"the trainer wrote no {HANDOVER_FILE} to $MLOPS_MODEL_DIR "
+                       "(see docs/CONTRACTS.md, 'Model hand-over')")
+    try:
+        desc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"invalid JSON: {exc.msg}", source=HANDOVER_FILE, line=exc.lineno) from None
+    if not isinstance(desc, dict):
+        raise BadInput("must be a JSON object", source=HANDOVER_FILE)
+    if desc.get("flavor") not in SUPPORTED_FLAVORS:
+        raise BadInput(f"flavor: {desc.get('flavor')!r} is not supported; supported: {', '.join(SUPPORTED_FLAVORS)}",
+                       source=HANDOVER_FILE)
+    for key in ("model", "target", "validation", "input_example"):
+        if not isinstance(desc.get(key), str) or not desc[key]:
+            raise BadInput(f"{key}: missing", source=HANDOVER_FILE)
+        if key != "target" and not (model_dir / desc[key]).is_file():
+            raise BadInput(f"{key}: file {desc[key]!r} was not written by the trainer", source=HANDOVER_FILE)
+    return desc
+
+
+def log_sklearn_model(model_dir: Path, desc: dict):
+    """Log the hand-over model with the sklearn flavor, a signature and the input example."""
+    from io import StringIO
+
+    import joblib
+    import mlflow
+    import pandas as pd
+    import skops.io
+    from mlflow.models import infer_signature
+
+    model = joblib.load(model_dir / desc["model"])  # written by the project's own trainer just now
+    # dtype=False keeps 1.0 a float: a guessed int column would make the signature refuse 1.5 later.
+    text = (model_dir / desc["input_example"]).read_text(encoding="utf-8")
+    example = pd.read_json(StringIO(text), orient="split", dtype=False)
+    signature = infer_signature(example, model.predict(example))
+    return mlflow.sklearn.log_model(
+        sk_model=model,
+        name=MODEL_NAME,
+        signature=signature,
+        input_example=example,
+        # Skops (MLflow's safe default format) refuses types it does not know, e.g. tree nodes;
+        # the model comes from the project's own trainer, so its types are trusted explicitly.
+        skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)) or None,
+        # Explicit requirements: inferring them starts a subprocess that costs ~5 s per model.
+        pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+    )
+
+
+# -- the command ------------------------------------------------------------------------------
+def train(cfg, experiment: str | None = None) -> dict:
+    doc, best = finished_best_trial(cfg, experiment)
+    name = doc["metadata"]["name"]
+    params = best["parameters"]
+    obj = objective(doc.get("spec") or {})
+    annotations = (doc.get("metadata") or {}).get("annotations") or {}
+    data_version = annotations.get("mlops.io/data-version")
+    git_commit = t.git_head(cfg.root)
+    key = train_key(data_version, params, git_commit)
+    argv, cwd, extra_env = training_command(cfg, doc, best["name"], params)
+
+    client = t.connect(cfg)
+    exp_id = t.ensure_experiment(client, cfg)
+    summary = {
+        "experiment": name, "best_trial": best["name"], "parameters": params,
+        "data_version": data_version, "git_commit": git_commit,
+        "mlflow_experiment": cfg.mlflow_experiment, "mlflow_experiment_id": exp_id,
+    }
+
+    done = previous_run(client, exp_id, key)
+    if done is not None:
+        return {**summary, "unchanged": True, **run_summary(done)}
+
+    tags = {
+        t.DATA_VERSION: data_version or "unknown",
+        t.GIT_COMMIT: git_commit or "unknown",
+        t.EXPERIMENT: name,
+        t.BEST_TRIAL: best["name"],
+        t.OBJECTIVE_METRIC: obj["metric"],
+        t.OBJECTIVE_TYPE: obj["type"],
+        t.TRAIN_KEY: key,
+    }
+    if git_commit:
+        tags["mlflow.source.git.commit"] = git_commit
+    for var, tag in (("BUILD_URL", t.BUILD_URL), ("JOB_NAME", t.JOB_NAME)):
+        if os.environ.get(var):
+            tags[tag] = os.environ[var]
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp, \
+            mlflow.start_run(experiment_id=exp_id, run_name=f"{name}-best", tags=tags) as run:
+        # Leaving this block by an exception ends the run as FAILED: never reused, never registered.
+        run_id = run.info.run_id
+        model_dir, log_path = Path(tmp, "model"), Path(tmp, "trainer.log")
+        model_dir.mkdir()
+        env = {**os.environ, **extra_env, "MLOPS_MODEL_DIR": str(model_dir),
+               "MLFLOW_TRACKING_URI": cfg.tracking_uri, "MLFLOW_RUN_ID": run_id,
+               "MLFLOW_EXPERIMENT_NAME": cfg.mlflow_experiment, "MLFLOW_EXPERIMENT_ID": exp_id}
+        mlflow.log_params(params)
+        print(f"mlops: training {name} best trial {best['name']} (run {run_id}): {' '.join(argv)}",
+              file=sys.stderr, flush=True)
+        try:
+            code, output = run_trainer(argv, cwd, env, log_path)
+        finally:
+            if log_path.exists():
+                mlflow.log_artifact(str(log_path))
+        if code != 0:
+            raise OperationFailed(f"training command failed with exit code {code} "
+                                  f"(run {run_id}, log artifact trainer.log)")
+
+        metrics = log_metrics(output, obj)
+        if obj["metric"] in metrics:
+            tags[t.OBJECTIVE_VALUE] = repr(metrics[obj["metric"]])
+            mlflow.set_tag(t.OBJECTIVE_VALUE, tags[t.OBJECTIVE_VALUE])
+        desc = read_handover(model_dir)
+        info = log_sklearn_model(model_dir, desc)
+        for file_name in (desc["validation"], HANDOVER_FILE):
+            mlflow.log_artifact(str(model_dir / file_name), VALIDATION_ARTIFACTS)
+        mlflow.set_logged_model_tags(info.model_id, {k: v for k, v in tags.items() if k in t.LINEAGE_TAGS})
+        mlflow.set_tag(t.MODEL_ID, info.model_id)  # last: marks the run as complete for `register`
+    return {**summary, "unchanged": False, **run_summary(client.get_run(run_id))}
+
+
+def log_metrics(output: str, obj: dict) -> dict[str, float]:
+    """Metrics from the trainer's output, Katib's way; every reported value is a step."""
+    import mlflow
+
+    from pyhelpers.experiment.metrics import compile_formats, parse_text
+
+    found = parse_text(output, obj["names"], compile_formats(obj["formats"]))
+    final: dict[str, float] = {}
+    for name, logged in found.items():
+        for step, value in enumerate(logged.values):
+            mlflow.log_metric(name, value, step=step)
+        final[name] = logged.value(obj["strategy"] if name == obj["metric"] else "latest")
+    return final
+
+
+def previous_run(client, exp_id: str, key: str):
+    """A finished run with the same data version, parameters and git commit, if any."""
+    runs = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`{t.TRAIN_KEY}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=5,
+    )
+    return next((r for r in runs if r.data.tags.get(t.MODEL_ID)), None)
+
+
+def run_summary(run) -> dict:
+    tags = run.data.tags
+    return {
+        "run_id": run.info.run_id,
+        "model_id": tags.get(t.MODEL_ID),
+        "model_uri": f"models:/{tags[t.MODEL_ID]}" if tags.get(t.MODEL_ID) else None,
+        "metrics": dict(run.data.metrics),
+        "objective_metric": tags.get(t.OBJECTIVE_METRIC),
+        "objective_value": float(tags[t.OBJECTIVE_VALUE]) if tags.get(t.OBJECTIVE_VALUE) else None,
+        "tags": {k: v for k, v in tags.items() if k in t.LINEAGE_TAGS},
+    }

@@ -1,0 +1,175 @@
+"""mlops deploy render: deterministic SeldonDeployment + Argo CD Application, valid against upstream CRDs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pyhelpers.config import load_config
+from pyhelpers.deploy.render import render_manifests, storage_uri
+from pyhelpers.errors import BadInput
+from tests import crds
+
+CONFIG = """\
+project: taxi-fare
+deploy:
+  namespace: models
+  replicas: 2
+  storage_secret: seldon-s3
+  resources:
+    requests: {memory: 512Mi, cpu: 250m}
+    limits: {cpu: "1", memory: 1Gi}
+profiles:
+  cluster:
+    mlflow:
+      tracking_uri: http://mlflow.mlflow.svc:5000
+    gitops:
+      repo: https://github.com/example-org/gitops.git
+    deploy:
+      model_uri_map:
+        "mlflow-artifacts:/": "s3://mlflow/artifacts/"
+"""
+
+
+def make_cfg(tmp_path: Path, profile: str | None = None, text: str = CONFIG):
+    (tmp_path / "mlops.yaml").write_text(text)
+    return load_config(tmp_path / "mlops.yaml", profile, environ={})
+
+
+def champion(tmp_path: Path, **over) -> dict:
+    doc = {
+        "name": "taxi-fare",
+        "version": "3",
+        "run_id": "0123456789abcdef0123456789abcdef",
+        "model_uri": "models:/taxi-fare/3",
+        "artifact_uri": str(tmp_path / "mlruns" / "1" / "models" / "m-abc" / "artifacts"),
+        "data_version": "dv-5f1c2a",
+        "git_commit": "deadbeefcafe",
+        "experiment": "taxi-fare-tuning",
+        "best_trial": "taxi-fare-tuning-0003",
+        "objective_metric": "validation-rmse",
+        "objective_value": 1.2345,
+    }
+    doc.update(over)
+    return doc
+
+
+def seldon_doc(files: dict[str, str], cfg) -> dict:
+    return yaml.safe_load(files[cfg.gitops_path])
+
+
+def test_render_is_byte_identical_for_the_same_champion(tmp_path):
+    cfg = make_cfg(tmp_path)
+    first = render_manifests(cfg, champion(tmp_path))
+    shuffled = dict(reversed(list(champion(tmp_path).items())))  # key order of the input must not matter
+    again = render_manifests(make_cfg(tmp_path), shuffled)
+    assert first == again
+    assert list(first) == ["apps/taxi-fare/seldondeployment.yaml", "argocd/taxi-fare.yaml"]
+    changed = render_manifests(cfg, champion(tmp_path, version="4", model_uri="models:/taxi-fare/4"))
+    assert changed[cfg.gitops_path] != first[cfg.gitops_path]
+    assert changed["argocd/taxi-fare.yaml"] == first["argocd/taxi-fare.yaml"]
+
+
+def test_seldon_deployment_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret-value-123")
+    cfg = make_cfg(tmp_path)
+    files = render_manifests(cfg, champion(tmp_path))
+    doc = seldon_doc(files, cfg)
+    assert doc["apiVersion"] == "machinelearning.seldon.io/v1" and doc["kind"] == "SeldonDeployment"
+    assert doc["metadata"]["namespace"] == "models"
+    assert doc["spec"]["protocol"] == "v2"
+    (pred,) = doc["spec"]["predictors"]
+    assert pred["replicas"] == 2
+    graph = pred["graph"]
+    assert graph["implementation"] == "MLFLOW_SERVER"
+    assert graph["envSecretRefName"] == "seldon-s3"
+    assert graph["modelUri"] == Path(champion(tmp_path)["artifact_uri"]).as_uri()
+    container = pred["componentSpecs"][0]["spec"]["containers"][0]
+    assert container["name"] == graph["name"] == "taxi-fare"
+    assert container["resources"] == {"limits": {"cpu": "1", "memory": "1Gi"},
+                                      "requests": {"cpu": "250m", "memory": "512Mi"}}
+    ann = doc["metadata"]["annotations"]
+    assert ann["mlops.io/model-name"] == "taxi-fare" and ann["mlops.io/model-version"] == "3"
+    assert ann["mlops.io/run-id"] == "0123456789abcdef0123456789abcdef"
+    assert ann["mlops.io/data-version"] == "dv-5f1c2a"
+    assert ann["mlops.io/git-commit"] == "deadbeefcafe"
+    assert ann["mlops.io/objective-value"] == "1.2345"
+    labels = doc["metadata"]["labels"]
+    assert labels["mlops.io/model-version"] == "3" and pred["labels"] == labels
+    assert "model" not in labels  # would clash with MLServer's own `model` metric label
+    text = "".join(files.values())
+    assert "very-secret-value-123" not in text and "timestamp" not in text.lower()
+
+
+def test_manifests_validate_against_upstream_crds(tmp_path):
+    crds.require_crds()
+    for profile in (None, "cluster"):
+        cfg = make_cfg(tmp_path, profile)
+        uri = "mlflow-artifacts:/1/models/m-abc/artifacts" if profile else str(tmp_path / "model")
+        for path, text in render_manifests(cfg, champion(tmp_path, artifact_uri=uri)).items():
+            assert crds.validate(yaml.safe_load(text)) == [], path
+
+
+def test_crd_validation_catches_mistakes(tmp_path):
+    """The validator must be able to fail: a misspelled field and a wrong type are reported."""
+    crds.require_crds()
+    cfg = make_cfg(tmp_path)
+    doc = seldon_doc(render_manifests(cfg, champion(tmp_path)), cfg)
+    doc["spec"]["predictors"][0]["graph"]["modelUrl"] = doc["spec"]["predictors"][0]["graph"].pop("modelUri")
+    doc["spec"]["predictors"][0]["replicas"] = "two"
+    errors = crds.validate(doc)
+    assert any("modelUrl" in e for e in errors) and any("replicas" in e for e in errors), errors
+    app = yaml.safe_load(render_manifests(cfg, champion(tmp_path))["argocd/taxi-fare.yaml"])
+    del app["spec"]["destination"]
+    assert any("destination" in e for e in crds.validate(app))
+
+
+def test_cluster_profile_translates_mlflow_artifacts_uri(tmp_path):
+    cfg = make_cfg(tmp_path, "cluster")
+    files = render_manifests(cfg, champion(tmp_path, artifact_uri="mlflow-artifacts:/1/models/m-abc/artifacts"))
+    doc = seldon_doc(files, cfg)
+    assert doc["spec"]["predictors"][0]["graph"]["modelUri"] == "s3://mlflow/artifacts/1/models/m-abc/artifacts"
+    # the original location stays visible for lineage
+    assert doc["metadata"]["annotations"]["mlops.io/artifact-uri"] == "mlflow-artifacts:/1/models/m-abc/artifacts"
+    assert storage_uri(cfg, "s3://bucket/x/artifacts") == "s3://bucket/x/artifacts"
+    app = yaml.safe_load(files["argocd/taxi-fare.yaml"])
+    assert app["spec"]["source"] == {"repoURL": "https://github.com/example-org/gitops.git",
+                                     "targetRevision": "main", "path": "apps/taxi-fare"}
+
+
+def test_cluster_profile_refuses_unreadable_uris(tmp_path):
+    text = CONFIG.replace('        "mlflow-artifacts:/": "s3://mlflow/artifacts/"\n', "        {}\n").replace(
+        "      model_uri_map:\n        {}", "      model_uri_map: {}")
+    cfg = make_cfg(tmp_path, "cluster", text)
+    with pytest.raises(BadInput, match="deploy.model_uri_map"):
+        storage_uri(cfg, "mlflow-artifacts:/1/models/m-abc/artifacts")
+    with pytest.raises(BadInput, match="deploy.model_uri_map"):
+        storage_uri(cfg, "/local/path/artifacts")  # a cluster cannot read this machine's disk
+
+
+def test_champion_without_version_is_bad_input(tmp_path):
+    cfg = make_cfg(tmp_path)
+    with pytest.raises(BadInput, match="'version'"):
+        render_manifests(cfg, {k: v for k, v in champion(tmp_path).items() if k != "version"})
+
+
+def test_cli_render_writes_atomically_and_reports_unchanged(tmp_path, mlops):
+    make_cfg(tmp_path)
+    (tmp_path / "champion.json").write_text(json.dumps(champion(tmp_path)))
+    first = mlops("deploy", "render", "--champion", "champion.json", "--json", cwd=tmp_path)
+    assert first.code == 0, first
+    doc = first.json()
+    assert doc["changed"] is True and len(doc["files"]) == 2
+    written = Path(doc["files"][0]["path"])
+    assert written == tmp_path / ".mlops" / "manifests" / "apps" / "taxi-fare" / "seldondeployment.yaml"
+    assert not list(written.parent.glob(".*"))  # no temp files left behind
+    second = mlops("deploy", "render", "--champion", "champion.json", "--json", cwd=tmp_path)
+    assert second.code == 0 and second.json()["changed"] is False
+
+    (tmp_path / "bad.json").write_text(json.dumps({"name": "taxi-fare", "artifact_uri": "/x"}))
+    bad = mlops("deploy", "render", "--champion", "bad.json", cwd=tmp_path)
+    assert bad.code == 2
+    assert bad.err.strip() == "mlops: error: bad.json: champion description: missing key 'version'"
