@@ -48,7 +48,8 @@ here.listFiles().findAll { it.name.endsWith('Test.groovy') }.sort { it.name }.ea
                     StringWriter sw = new StringWriter()
                     org.codehaus.groovy.runtime.StackTraceUtils.deepSanitize(cause).printStackTrace(new PrintWriter(sw))
                     List<String> lines = sw.toString().readLines()
-                    r.message = (lines.take(1) + lines.drop(1).findAll { it.contains('.groovy') }.take(12)).join('\n')
+                    List<String> trace = lines.findAll { it.startsWith('\tat ') && it.contains('.groovy') }.take(12)
+                    r.message = "${cause.getClass().name}: ${cause.message}\n" + trace.join('\n')
                     String log = test.h?.log?.toString()
                     if (log) {
                         r.message += "\n--- build log (last 3000 chars) ---\n" + log.drop(Math.max(0, log.length() - 3000))

@@ -2,7 +2,7 @@ package harness
 
 /**
  * Base of the Groovy test classes: a fresh harness per test (`h`), helpers to answer `mlops`, and
- * assertions for failures. The runner (tests/groovy/run.groovy) calls setUp/test*/tearDown.
+ * assertions for failures. The runner (tests/groovy/run.groovy) calls setUp, each test method, then tearDown.
  */
 abstract class StepTestCase {
 
@@ -42,11 +42,4 @@ abstract class StepTestCase {
     List<String> commands() { h.mlopsCalls*.command }
 
     Map lastParams() { h.mlopsCalls[-1].params }
-}
-
-/** Thrown by a test that cannot run here; the runner reports it as skipped with the reason. */
-class SkipTest extends RuntimeException {
-    SkipTest(String reason) {
-        super(reason)
-    }
 }

@@ -1,0 +1,133 @@
+"""Experiment spec validation: every rejection names file, line and field, exit 2."""
+
+import re
+
+import pytest
+
+from pyhelpers.errors import BadInput
+from pyhelpers.experiment import katib_fields
+from pyhelpers.experiment.spec import load_spec
+from tests.conftest import EXAMPLE, write_experiment
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    return write_experiment(tmp_path)
+
+
+def edit(path, old, new, count=1):
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, count))
+    return path
+
+
+def rejected(path):
+    with pytest.raises(BadInput) as err:
+        load_spec(path)
+    return str(err.value)
+
+
+def line_of(path, needle):
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if needle in line:
+            return i
+    raise AssertionError(needle)
+
+
+def test_sample_and_generated_specs_are_valid(spec_file):
+    spec = load_spec(EXAMPLE / "katib" / "experiment.yaml")
+    assert spec.algorithm == "tpe" and spec.parallel == 2 and len(spec.parameters) == 5
+    assert {p.type for p in spec.parameters} == {"double", "int", "categorical"}
+    assert load_spec(spec_file).metric_names == ["loss"]
+
+
+def test_misspelled_field_names_line_and_suggestion(spec_file):
+    edit(spec_file, "parallelTrialCount", "parallelTrialCont")
+    msg = rejected(spec_file)
+    assert f":{line_of(spec_file, 'parallelTrialCont')}: spec.parallelTrialCont: unknown field" in msg
+    assert "did you mean 'parallelTrialCount'" in msg
+
+
+def test_misspelled_field_inside_the_trial_job(spec_file):
+    edit(spec_file, "command:", "comand:")
+    msg = rejected(spec_file)
+    assert "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].comand" in msg
+    assert "did you mean 'command'" in msg
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ('min: "-2", max: "2"', 'min: "3", max: "2"', r"feasibleSpace.min: min 3 is greater than max 2"),
+    ("reference: kind}", "reference: knd}", r"'knd' is not a parameter of this Experiment"),
+    ("parallelTrialCount: 1", "parallelTrialCount: 9", r"parallelTrialCount 9 is greater than maxTrialCount 4"),
+    ("algorithmName: random", "algorithmName: hyperband", r"'hyperband' is not supported by the local engine"),
+    ("algorithmName: random", "algorithmName: pbt", r"'pbt' is not supported by the local engine"),
+    ("algorithmName: random", "algorithmName: darts", r"'darts' is not supported"),
+    ("algorithmName: random", "algorithmName: anneal", r"unknown algorithm 'anneal'; supported: random, grid"),
+    ("name: random_state", "name: seed", r"setting 'seed' is not supported for 'random'; supported: random_state"),
+    ('value: "1"', 'value: "one"', r"setting 'random_state'='one' has the wrong type"),
+    ("type: minimize", "type: minimise", r"objective.type: must be 'minimize' or 'maximize'"),
+    ("parameterType: int", "parameterType: integer", r"parameterType: must be one of double, int"),
+    ('min: "1", max: "3"', 'min: "1.5", max: "3"', r"feasibleSpace.min: must be an integer"),
+    ('min: "-2", max: "2"', 'min: -2, max: "2"', r'must be a string \(quote it: "-2"\)'),
+    ('min: "-2", max: "2"', 'min: "-2", max: "2", distribution: normal', r"distribution 'normal' is not supported"),
+    ('min: "-2", max: "2"', 'min: "-2", max: "2", distribution: logUniform', r"logUniform needs min > 0"),
+    ('min: "-2", max: "2"', 'min: "-2", max: "2", step: "0"', r"step: must be positive"),
+    ("maxTrialCount: 4", "maxTrialCount: 0", r"maxTrialCount: must be at least 1"),
+    ("  maxTrialCount: 4\n", "", r"spec.maxTrialCount is required by the local engine"),
+    ("kind: Experiment", "kind: Trial", r"kind: must be 'Experiment'"),
+    ("apiVersion: kubeflow.org/v1beta1", "apiVersion: kubeflow.org/v1alpha3", r"apiVersion: must be 'kubeflow.org/v1beta1'"),
+    ("name: exp", "name: Exp_1", r"metadata.name: 'Exp_1' is not a DNS-1123 name"),
+    ("--kind=${trialParameters.kind}", "--kind=${trialParameters.knd}", r"\$\{trialParameters.knd\} is used but not declared"),
+    ("primaryContainerName: main", "primaryContainerName: trainer", r"no container named 'trainer'"),
+    ('["a", "b"]', "[]", r"needs a non-empty feasibleSpace.list"),
+    ('["a", "b"]', '["a", "a"]', r"list: contains a value twice"),
+])
+def test_rejections(spec_file, old, new, expected):
+    edit(spec_file, old, new)
+    msg = rejected(spec_file)
+    assert re.search(expected, msg), msg
+    assert msg.startswith(str(spec_file)), msg
+
+
+def test_unsupported_features_are_rejected_not_ignored(spec_file):
+    text = spec_file.read_text()
+    cases = {
+        "earlyStopping": text.replace("  parameters:", "  earlyStopping:\n    algorithmName: medianstop\n  parameters:"),
+        "configMap": text.replace("    primaryContainerName: main", "    primaryContainerName: main\n    configMap:\n      configMapName: x\n      templatePath: y"),
+        "collector": text.replace("  parameters:", "  metricsCollectorSpec:\n    collector:\n      kind: TensorFlowEvent\n  parameters:"),
+    }
+    for what, variant in cases.items():
+        spec_file.write_text(variant)
+        msg = rejected(spec_file)
+        assert "not supported by the local engine" in msg, (what, msg)
+
+
+def test_grid_needs_steps_and_cmaes_two_numeric_parameters(tmp_path):
+    path = write_experiment(tmp_path / "g", algorithm="grid", settings={})
+    assert "grid search needs a step for double parameter 'x'" in rejected(path)
+    path = write_experiment(tmp_path / "g2", algorithm="grid", settings={}, step="1")
+    assert load_spec(path).grid_size() == 5 * 3 * 2
+
+
+def test_metrics_format_must_compile_with_two_groups(spec_file):
+    collector = ("  metricsCollectorSpec:\n    source:\n      filter:\n        metricsFormat:\n"
+                 "          - \"([a-z]+): (\"\n  parameters:")
+    edit(spec_file, "  parameters:", collector)
+    assert "invalid regular expression" in rejected(spec_file)
+    edit(spec_file, '"([a-z]+): ("', '"([a-z]+)"')
+    assert "needs two capture groups" in rejected(spec_file)
+
+
+def test_cli_validate_exit_codes(mlops, spec_file):
+    r = mlops("experiment", "validate", str(spec_file), "--json")
+    assert r.code == 0 and r.json()["valid"] is True, r
+    edit(spec_file, "maxTrialCount: 4", "maxTrialCount: four")
+    r = mlops("experiment", "run", "--local", str(spec_file))
+    assert r.code == 2 and "maxTrialCount: must be an integer" in r.err, r
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_field_table_matches_the_installed_katib_sdk():
+    pytest.importorskip("kubeflow.katib", reason="kubeflow-katib not installed (extra 'katib')")
+    assert katib_fields.generate() == katib_fields.table()
