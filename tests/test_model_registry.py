@@ -46,7 +46,7 @@ def client_of(cfg):
 
 
 def champion_of(cfg) -> str:
-    return client_of(cfg).get_model_version_by_alias(cfg.registered_model, "champion").version
+    return str(client_of(cfg).get_model_version_by_alias(cfg.registered_model, "champion").version)
 
 
 def test_gate_promotes_the_first_and_a_better_model_and_refuses_a_worse_one(runs):

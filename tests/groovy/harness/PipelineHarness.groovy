@@ -3,6 +3,7 @@ package harness
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurperClassic
 import org.codehaus.groovy.control.CompilerConfiguration
+import org.codehaus.groovy.control.customizers.ImportCustomizer
 import org.codehaus.groovy.runtime.InvokerHelper
 
 /**
@@ -51,9 +52,9 @@ class PipelineHarness {
     private int depth = 0
     private final Map<String, LibraryVar> vars = [:]
 
-    PipelineHarness(File libraryRoot) {
+    PipelineHarness(File libraryRoot, File workspace = null) {
         this.libraryRoot = libraryRoot.canonicalFile
-        this.workspace = File.createTempDir('mlops-ws-', '').canonicalFile
+        this.workspace = (workspace ?: File.createTempDir('mlops-ws-', '')).canonicalFile
         this.cwd = workspace
         env.putAll([WORKSPACE: workspace.path, BUILD_URL: currentBuild.absoluteUrl, BUILD_NUMBER: '7',
                     JOB_NAME: 'demo/pipeline/main', BRANCH_NAME: 'main', GIT_COMMIT: '0123456789abcdef0123456789abcdef01234567'])
@@ -83,6 +84,8 @@ class PipelineHarness {
         if (!COMPILED.containsKey(key)) {
             CompilerConfiguration cc = new CompilerConfiguration()
             cc.scriptBaseClass = PipelineScript.name
+            // Jenkins imports @NonCPS into every pipeline script
+            cc.addCompilationCustomizers(new ImportCustomizer().addImports('com.cloudbees.groovy.cps.NonCPS'))
             GroovyClassLoader loader = new GroovyClassLoader(PipelineHarness.classLoader, cc)
             COMPILED[key] = loader.parseClass(new GroovyCodeSource(f.text, f.name - '.groovy', '/groovy/shell'))
         }
@@ -99,10 +102,10 @@ class PipelineHarness {
     }
 
     Object callLibraryVar(LibraryVar var, Object[] args) {
-        record(var.name, args)
+        record(var.varName(), args)
         depth++
         try {
-            return var.script.invokeMethod('call', args)
+            return var.varScript().invokeMethod('call', args)
         } finally {
             depth--
         }
