@@ -80,9 +80,15 @@ def add_batch(dest: Path, batch: int, rows: int = 600, commit: bool = True) -> N
         git(dest, "commit", "-qm", f"data batch {batch}")
 
 
+@pytest.fixture(scope="session")
+def project_template(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("template") / "taxi-fare")
+
+
 @pytest.fixture
-def project(tmp_path):
-    return make_project(tmp_path / "taxi-fare")
+def project(tmp_path, project_template):
+    """A fresh git + DVC copy of the example with one data batch (copied: `dvc` calls are slow)."""
+    return Path(shutil.copytree(project_template, tmp_path / "taxi-fare", symlinks=True))
 
 
 EXPERIMENT_TEMPLATE = """\

@@ -239,7 +239,7 @@ def test_cli_serve_smoke_stop(registered, mlops):
         assert smoke.json()["ok"] and smoke.json()["metrics"]["infer_success_delta"] >= 5
         bad = tmp_path_example(root)
         failed = mlops("deploy", "smoke", "--input-example", str(bad), "--requests", "1", cwd=root)
-        assert failed.code == 1 and failed.err.startswith("mlops: error: smoke: POST"), failed
+        assert failed.code == 1 and failed.err.splitlines()[-1].startswith("mlops: error: smoke: POST"), failed
     finally:
         stopped = mlops("deploy", "stop", "--json", cwd=root)
     assert stopped.code == 0 and stopped.json()["stopped"] and not _pid_alive(info["pid"])

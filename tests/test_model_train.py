@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests._model_project import CHEAP, EXPERIMENT, GOOD, git, load, make_project, run_cli, write_status
 from pyhelpers.errors import BadInput, OperationFailed
+from tests._model_project import CHEAP, EXPERIMENT, GOOD, git, load, make_project, run_cli, write_status
 
 FEATURES = ["pickup_zone", "dropoff_zone", "passenger_count", "trip_distance", "trip_minutes",
             "pickup_hour", "pickup_weekday", "is_card", "is_airport"]

@@ -12,8 +12,8 @@ import yaml
 
 from pyhelpers import scm
 from pyhelpers.errors import BadInput, OperationFailed
-from pyhelpers.fsutil import atomic_write_json, read_json
 from pyhelpers.experiment.status import now
+from pyhelpers.fsutil import atomic_write_json, read_json
 
 PROCESSED_FILE = ("data", "processed.json")
 
@@ -134,7 +134,7 @@ def status(cfg) -> dict[str, Any]:
     for dvc_file, entries in raw.items():
         for entry in entries:
             if isinstance(entry, dict):
-                for kind, outs in entry.items():
+                for outs in entry.values():
                     if isinstance(outs, dict):
                         changes += [{"path": p, "change": c, "dvc_file": dvc_file} for p, c in outs.items()]
             else:

@@ -5,7 +5,8 @@ Validation (names and settings) needs no Optuna; only ``make_sampler`` imports i
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Katib algorithms whose semantics the local engine cannot honour: rejected, never ignored.
 UNSUPPORTED = {

@@ -86,7 +86,7 @@ def substitute(spec: dict, assignments: dict[str, str], trial_name: str, namespa
         if isinstance(node, str):
             node = PLACEHOLDER.sub(lambda m: values[m.group(1)], node)
             return DIRECT_TRIAL_SPEC.sub(
-                lambda m: metadata_value("${trialSpec.%s}" % m.group(1), trial_name, namespace, trial_spec), node
+                lambda m: metadata_value(m.group(0), trial_name, namespace, trial_spec), node
             )
         if isinstance(node, dict):
             return {k: render(v) for k, v in node.items()}
@@ -103,7 +103,7 @@ def map_path(arg: str, image_paths: dict[str, Path]) -> str:
         prefix = image_path.rstrip("/")
         pattern = re.compile(r"(^|=)" + re.escape(prefix) + r"(?=/|$)")
         if pattern.search(arg):
-            return pattern.sub(lambda m: m.group(1) + str(local), arg)
+            return pattern.sub(lambda m, local=local: m.group(1) + str(local), arg)
     return arg
 
 

@@ -245,8 +245,6 @@ def move_champion(client, name: str, version: str) -> str | None:
 def _version(client, name: str, version: str):
     from mlflow.exceptions import MlflowException
 
-    if not str(version).isdigit():
-        raise BadInput(f"VERSION: expected a version number of model {name!r}, got {version!r}")
     try:
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
@@ -257,8 +255,10 @@ def _version(client, name: str, version: str):
 
 def promote(cfg, version: str) -> dict:
     """Make ``version`` the champion by hand (no gate: a person decided)."""
-    client = t.connect(cfg)
     name = cfg.registered_model
+    if not str(version).isdigit():
+        raise BadInput(f"VERSION: expected a version number of model {name!r}, got {version!r}")
+    client = t.connect(cfg)
     mv = _version(client, name, version)
     current = champion_version(client, name)
     if current is not None and str(current.version) == str(mv.version):

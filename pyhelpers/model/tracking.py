@@ -6,7 +6,6 @@ mlflow is imported inside the functions: ``import mlflow`` costs about 2.5 s.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -93,15 +92,6 @@ def local_path(uri: str) -> str:
     if parsed.scheme == "file":
         return unquote(parsed.path)
     return uri
-
-
-def git_head(root: Path) -> str | None:
-    """The commit checked out in the project (None outside a git work tree)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def mlflow_failure(action: str, exc: Exception) -> OperationFailed:

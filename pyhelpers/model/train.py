@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pyhelpers import scm
 from pyhelpers.errors import BadInput, OperationFailed
 from pyhelpers.model import tracking as t
 
@@ -178,7 +179,7 @@ def train(cfg, experiment: str | None = None) -> dict:
     obj = objective(doc.get("spec") or {})
     annotations = (doc.get("metadata") or {}).get("annotations") or {}
     data_version = annotations.get("mlops.io/data-version")
-    git_commit = t.git_head(cfg.root)
+    git_commit = scm.head(cfg.root)
     key = train_key(data_version, params, git_commit)
     argv, cwd, extra_env = training_command(cfg, doc, best["name"], params)
 

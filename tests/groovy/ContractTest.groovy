@@ -8,6 +8,9 @@ import harness.StepTestCase
  */
 class ContractTest extends StepTestCase {
 
+    /** One prepared git + DVC project per JVM; each test works on its own copy. */
+    static File template
+
     File project
     String path
 
@@ -23,8 +26,13 @@ class ContractTest extends StepTestCase {
         if (!(help =~ /(?m)^\s+data\s/)) {
             throw new SkipTest("`mlops line --help` has no `data` command yet: ${help.readLines().take(1)}")
         }
+        if (template == null) {
+            template = new File(File.createTempDir('mlops-contract-template-', ''), 'taxi-fare')
+            runCommand([new File(ROOT, 'examples/prepare_demo.sh').path, template.path], ROOT)
+            addShutdownHook { template.parentFile.deleteDir() }
+        }
         project = new File(File.createTempDir('mlops-contract-', ''), 'taxi-fare')
-        runCommand([new File(ROOT, 'examples/prepare_demo.sh').path, project.path], ROOT)
+        runCommand(['cp', '-a', template.path, project.path], ROOT)
         h = new PipelineHarness(ROOT, project)
         h.realSh = true
         h.env.PATH = path

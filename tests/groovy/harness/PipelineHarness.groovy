@@ -55,8 +55,8 @@ class PipelineHarness {
     PipelineHarness(File libraryRoot, File workspace = null) {
         this.libraryRoot = libraryRoot.canonicalFile
         this.workspace = (workspace ?: File.createTempDir('mlops-ws-', '')).canonicalFile
-        this.cwd = workspace
-        env.putAll([WORKSPACE: workspace.path, BUILD_URL: currentBuild.absoluteUrl, BUILD_NUMBER: '7',
+        this.cwd = this.workspace
+        env.putAll([WORKSPACE: this.workspace.path, BUILD_URL: currentBuild.absoluteUrl, BUILD_NUMBER: '7',
                     JOB_NAME: 'demo/pipeline/main', BRANCH_NAME: 'main', GIT_COMMIT: '0123456789abcdef0123456789abcdef01234567'])
         binding.setVariable('__harness', this)
         binding.setVariable('env', env)
@@ -345,7 +345,7 @@ class PipelineHarness {
         ProcessBuilder pb = new ProcessBuilder(['/bin/sh', '-xe', '-c', script])
         pb.directory(cwd)
         Map<String, String> penv = pb.environment()
-        env.each { k, v -> if (v != null) { penv[k] = "${v}" } }
+        env.each { k, v -> if (v != null) { penv[k.toString()] = v.toString() } }
         pb.redirectErrorStream(!returnStdout)
         Process p = pb.start()
         p.outputStream.close()

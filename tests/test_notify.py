@@ -1,0 +1,101 @@
+"""Slack Block Kit rendering and delivery (chat.postMessage, webhook) against a local Slack server."""
+
+import json
+import time
+
+import pytest
+
+from pyhelpers import notify
+from tests.conftest import write_experiment
+from tests.fakes.slack import SlackServer
+
+CANARY = "xoxb-CANARY-7f3a9"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A project folder with one succeeded and one failed experiment run by the local engine."""
+    from tests.conftest import run_mlops
+
+    root = tmp_path_factory.mktemp("notify")
+    (root / "mlops.yaml").write_text("project: notify-test\nnotify:\n  slack_channel: '#ml'\n")
+    ok = write_experiment(root / "ok", name="good", max_trials=2)
+    bad = write_experiment(root / "bad", name="bad", max_trials=2, max_failed=1)
+    assert run_mlops("experiment", "run", "--local", str(ok), cwd=root).code == 0
+    assert run_mlops("experiment", "run", "--local", str(bad), cwd=root, env={"TRIAL_MODE": "fail"}).code == 1
+    return root
+
+
+def load(root, name):
+    return json.loads((root / ".mlops" / "experiments" / name / "experiment.json").read_text())
+
+
+def test_message_carries_best_trial_metrics_and_all_parameters(finished):
+    doc = load(finished, "good")
+    msg = notify.experiment_message(doc, link="https://jenkins.example/job/1/")
+    text = json.dumps(msg)
+    best = doc["status"]["currentOptimalTrial"]
+    assert msg["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "Experiment good succeeded"}}
+    for a in best["parameterAssignments"]:
+        assert f"*{a['name']}*\\n`{a['value']}`" in text
+    assert best["bestTrialName"] in text and "ExperimentMaxTrialsReached" in text
+    assert best["observation"]["metrics"][0]["latest"] in msg["text"]
+    assert msg["blocks"][-1]["type"] == "context" and "jenkins.example" in text
+    for block in msg["blocks"]:
+        assert len(block.get("fields", [])) <= 10
+
+
+def test_failed_experiment_message(finished):
+    msg = notify.experiment_message(load(finished, "bad"))
+    assert "Experiment bad failed" in msg["text"] and "no trial succeeded" in msg["text"]
+    assert ":x:" in json.dumps(msg)
+
+
+def test_local_profile_logs_the_notification(mlops, finished):
+    r = mlops("notify", "experiment", "--name", "good", cwd=finished)
+    assert r.code == 0 and "sent via log" in r.out and "== Experiment good succeeded ==" in r.out, r
+    record = json.loads((finished / ".mlops" / "notifications.jsonl").read_text().splitlines()[-1])
+    assert record["via"] == "log" and record["message"]["blocks"]
+
+
+def test_chat_post_message_delivers_blocks_without_leaking_the_token(mlops, finished):
+    with SlackServer(token=CANARY) as slack:
+        env = {"SLACK_BOT_TOKEN": CANARY, "SLACK_API_URL": slack.url + "/api/"}
+        r = mlops("notify", "experiment", "--name", "good", "--json", cwd=finished, env=env)
+        assert r.code == 0, r
+        assert r.json()["delivery"]["via"] == "chat.postMessage" and r.json()["delivery"]["ts"]
+        (req,) = slack.requests
+        assert req["body"]["channel"] == "#ml" and req["body"]["blocks"] == r.json()["message"]["blocks"]
+        assert CANARY not in r.out + r.err
+        assert CANARY not in (finished / ".mlops" / "notifications.jsonl").read_text()
+
+
+@pytest.mark.parametrize("token, channel, expected", [
+    ("xoxb-wrong", "#ml", "invalid_auth: SLACK_BOT_TOKEN is not valid"),
+    (CANARY, "#nowhere", "channel_not_found: channel '#nowhere' does not exist"),
+])
+def test_slack_errors_are_clear(mlops, finished, token, channel, expected):
+    with SlackServer(token=CANARY) as slack:
+        env = {"SLACK_BOT_TOKEN": token, "SLACK_API_URL": slack.url + "/api/"}
+        r = mlops("notify", "experiment", "--name", "good", "--channel", channel, cwd=finished, env=env)
+        assert r.code == 1 and expected in r.err, r
+        assert token not in r.err
+
+
+def test_rate_limit_honours_retry_after(mlops, finished):
+    with SlackServer(token=CANARY) as slack:
+        slack.responses.append((429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"}))
+        env = {"SLACK_BOT_TOKEN": CANARY, "SLACK_API_URL": slack.url + "/api/"}
+        start = time.monotonic()
+        r = mlops("notify", "experiment", "--name", "good", cwd=finished, env=env)
+        assert r.code == 0, r
+        assert len(slack.requests) == 2 and time.monotonic() - start >= 1.0
+
+
+def test_webhook_delivery(mlops, finished):
+    with SlackServer() as slack:
+        r = mlops("notify", "experiment", "--name", "good", "--json", cwd=finished,
+                  env={"SLACK_WEBHOOK_URL": slack.url + "/webhook"})
+        assert r.code == 0 and r.json()["delivery"]["via"] == "webhook", r
+        assert slack.requests[0]["body"]["blocks"] == r.json()["message"]["blocks"]
+        assert slack.url not in r.out + r.err
