@@ -31,6 +31,7 @@ from pyhelpers.experiment.template import map_path, trial_command
 from pyhelpers.fsutil import atomic_write_json
 
 KILL_GRACE_SECONDS = 5.0
+SNAPSHOT_SECONDS = 0.5  # progress snapshots of the status file at most this often (final write always)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class LocalEngine:
         self.finished: queue.Queue = queue.Queue()
         self.minimize = spec.objective_type == "minimize"
         self.doc: dict = {}
+        self._last_snapshot = 0.0
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> dict:
@@ -282,6 +284,10 @@ class LocalEngine:
         }
 
     def _update_status(self, durable: bool) -> None:
+        # Rewriting the whole document after every trial is quadratic in the trial count.
+        if not durable and time.monotonic() - self._last_snapshot < SNAPSHOT_SECONDS:
+            return
+        self._last_snapshot = time.monotonic()
         status = self.doc["status"]
         c = self._counts()
         by = lambda cond: [t.name for t in self.trials if t.condition == cond]  # noqa: E731

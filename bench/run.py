@@ -1,0 +1,47 @@
+"""`make bench`: run every benchmark, print a table of figures, ratios and targets, write results.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import bench_cli  # noqa: E402
+import bench_engine  # noqa: E402
+
+SUITES = {
+    "cli": lambda quick: bench_cli.run(repeats=7 if quick else 15),
+    "engine": lambda quick: bench_engine.run(repeats=1 if quick else 3),
+    "engine-scale": lambda quick: bench_engine.scale((10, 100) if quick else (10, 100, 500)),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("suites", nargs="*", choices=[*SUITES, []], help="which benchmarks (default: all)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    chosen = args.suites or list(SUITES)
+    results = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "suites": {}}
+    for name in chosen:
+        print(f"== {name}", flush=True)
+        rows = SUITES[name](args.quick)
+        results["suites"][name] = rows
+        for r in rows:
+            ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
+            verdict = "" if r["ok"] is None else ("OK" if r["ok"] else "MISSED")
+            print(f"  {r['name']:<60} {r['value']:>9.3f} {r['unit']:<3} {ratio:>7} {r['target'] or '':<20} {verdict}")
+    out = Path(__file__).with_name("results.json")
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
