@@ -9,7 +9,6 @@ metrics and writing the status document.
 from __future__ import annotations
 
 import shutil
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -98,4 +97,3 @@ def scale(counts=(10, 100, 500), repeats: int = 1) -> list[dict]:
 if __name__ == "__main__":
     for r in run():
         print(r)
-    _ = statistics
