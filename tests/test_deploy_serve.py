@@ -65,9 +65,10 @@ MAKE_MODEL = textwrap.dedent("""
 """)
 
 
-def write_config(root: Path, extra: str = "") -> Path:
+def write_config(root: Path, extra: str = "", tracking_uri: str | None = None) -> Path:
+    mlflow = f"mlflow:\n  tracking_uri: {tracking_uri}\n  registered_model: tiny-model\n" if tracking_uri else ""
     (root / "mlops.yaml").write_text(
-        f"project: tiny-model\ndeploy:\n  serving_envs_dir: {ENVS_DIR}\n{extra}"
+        f"project: tiny-model\n{mlflow}deploy:\n  serving_envs_dir: {ENVS_DIR}\n{extra}"
     )
     return root / "mlops.yaml"
 
@@ -79,7 +80,7 @@ def registered(tmp_path_factory):
                           timeout=300, env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")})
     assert proc.returncode == 0, proc.stderr[-3000:]
     champion = json.loads(proc.stdout.strip().splitlines()[-1])
-    write_config(root)
+    write_config(root, tracking_uri=f"sqlite:///{root}/mlflow.db")
     (root / "champion.json").write_text(json.dumps(champion))
     cfg = load_config(root / "mlops.yaml", environ={})
     yield root, cfg, champion
@@ -251,3 +252,24 @@ def tmp_path_example(root: Path) -> Path:
     path = root / "bad-example.json"
     path.write_text(json.dumps({"columns": ["nope"], "data": [[1.0]]}))
     return path
+
+
+def test_render_without_champion_file_uses_the_registry(registered, mlops):
+    """`get_champion` (the model side) and the champion built here describe the same version."""
+    root, _, champion = registered
+    from_registry = mlops("deploy", "render", "--json", "--out", "from-registry", cwd=root)
+    from_file = mlops("deploy", "render", "--champion", "champion.json", "--json", "--out", "from-file", cwd=root)
+    assert from_registry.code == 0, from_registry
+    assert from_file.code == 0, from_file
+    seldon = "apps/tiny-model/seldondeployment.yaml"
+    text = (root / "from-registry" / seldon).read_text()
+    assert f"modelUri: {Path(champion['artifact_uri']).as_uri()}" in text
+    assert f"mlops.io/model-version: '{champion['version']}'" in text
+
+
+def test_params_file_passes_options_like_jenkins(registered, mlops):
+    root, _, _ = registered
+    (root / "params.json").write_text(json.dumps({"champion": "champion.json", "out": "via-params"}))
+    run = mlops("--params-file", "params.json", "deploy", "render", "--json", cwd=root)
+    assert run.code == 0, run
+    assert (root / "via-params" / "argocd" / "tiny-model.yaml").is_file()

@@ -50,15 +50,15 @@ def commit_message(champion: dict) -> str:
 
 
 @leaf(cli, "render")
-@click.option("--champion", "champion_file", metavar="FILE", help=CHAMPION_HELP)
-@click.option("--out", "out_dir", metavar="DIR", help="Folder to write into (default: <state>/manifests).")
-def render(champion_file, out_dir) -> Result:
+@click.option("--champion", metavar="FILE", help=CHAMPION_HELP)
+@click.option("--out", metavar="DIR", help="Folder to write into (default: <state>/manifests).")
+def render(champion, out) -> Result:
     """Render the SeldonDeployment and its Argo CD Application for the champion (deterministic YAML)."""
     from pyhelpers.deploy.render import render_manifests, write_manifests
 
     cfg = load_project_config()
-    champion = _champion(cfg, champion_file)
-    out = Path(out_dir).resolve() if out_dir else cfg.state_path("manifests")
+    champion = _champion(cfg, champion)
+    out = Path(out).resolve() if out else cfg.state_path("manifests")
     files = write_manifests(render_manifests(cfg, champion), out)
     changed = any(f["changed"] for f in files)
     data = {"changed": changed, "out_dir": str(out), "model": champion["name"], "version": str(champion["version"]),
@@ -68,15 +68,15 @@ def render(champion_file, out_dir) -> Result:
 
 
 @leaf(cli, "push")
-@click.option("--champion", "champion_file", metavar="FILE", help=CHAMPION_HELP)
+@click.option("--champion", metavar="FILE", help=CHAMPION_HELP)
 @click.option("--message", help="Commit message (default: names model, version and data version).")
-def push(champion_file, message) -> Result:
+def push(champion, message) -> Result:
     """Commit the rendered manifests to the GitOps repository and push (no commit when unchanged)."""
     from pyhelpers.deploy.gitops import push_manifests
     from pyhelpers.deploy.render import render_manifests
 
     cfg = load_project_config()
-    champion = _champion(cfg, champion_file)
+    champion = _champion(cfg, champion)
     files = render_manifests(cfg, champion)
     result = push_manifests(cfg, files, message or commit_message(champion))
     data = {**result, "model": champion["name"], "version": str(champion["version"]),
@@ -90,17 +90,17 @@ def push(champion_file, message) -> Result:
 
 @leaf(cli, "serve")
 @click.option("--local", "local", is_flag=True, help="Serve on this machine with MLServer (the only mode).")
-@click.option("--champion", "champion_file", metavar="FILE", help=CHAMPION_HELP)
+@click.option("--champion", metavar="FILE", help=CHAMPION_HELP)
 @click.option("--port", type=click.IntRange(1, 65535), help="HTTP port (default: deploy.serve_port).")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Metrics port (default: deploy.metrics_port).")
-def serve(local, champion_file, port, metrics_port) -> Result:
+def serve(local, champion, port, metrics_port) -> Result:
     """Run the champion with MLServer (V2 protocol, mlserver_mlflow runtime) on 127.0.0.1."""
     from pyhelpers.deploy.serve import serve_local
 
     if not local:
         raise BadInput("--local is required: in a cluster Argo CD deploys the pushed SeldonDeployment")
     cfg = load_project_config()
-    champion = _champion(cfg, champion_file)
+    champion = _champion(cfg, champion)
     info = serve_local(cfg, champion, port=port, metrics_port=metrics_port)
     state = "already serving" if not info["changed"] else "serving"
     human = (f"{state} {info['model_name']} version {info['version']} at {info['url']} (pid {info['pid']})\n"
@@ -111,12 +111,13 @@ def serve(local, champion_file, port, metrics_port) -> Result:
 @leaf(cli, "smoke")
 @click.option("--url", help="Server base URL (default: the local server started by `deploy serve --local`).")
 @click.option("--model-name", help="V2 model name (default: the local server's).")
-@click.option("--input-example", "input_example_file", metavar="FILE",
+@click.option("--input-example", metavar="FILE",
               help="Input example, pandas split orient (default: the served model's input_example.json).")
-@click.option("--requests", "n_requests", type=click.IntRange(1, 10000), default=20, show_default=True)
+@click.option("--requests", type=click.IntRange(1, 10000), default=20, show_default=True,
+              help="How many inference requests to send.")
 @click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), default=1000.0, show_default=True,
               help="Fail when the p99 latency exceeds this.")
-def smoke(url, model_name, input_example_file, n_requests, max_latency_ms) -> Result:
+def smoke(url, model_name, input_example, requests, max_latency_ms) -> Result:
     """Send V2 inference requests built from the model's input example; exit 1 when they fail."""
     from pyhelpers.deploy.serve import read_server_state
     from pyhelpers.deploy.smoke import check_input_example, load_input_example, smoke_test
@@ -133,21 +134,21 @@ def smoke(url, model_name, input_example_file, n_requests, max_latency_ms) -> Re
         model_name = model_name or state["model_name"]
     if not model_name:
         raise BadInput("--model-name is required with --url")
-    if input_example_file:
+    if input_example:
         try:
-            example = json.loads(Path(input_example_file).read_text(encoding="utf-8"))
+            example = json.loads(Path(input_example).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise BadInput(f"cannot read input example: {exc}", source=input_example_file) from None
-        example = check_input_example(example, input_example_file)
+            raise BadInput(f"cannot read input example: {exc}", source=input_example) from None
+        example = check_input_example(example, input_example)
     elif state:
         example = load_input_example(state["model_dir"])
     else:
         raise BadInput("--input-example is required with --url")
-    log(f"smoke test: {n_requests} requests to {url} ({model_name})")
-    result = smoke_test(url, model_name, example, requests=n_requests, max_latency_ms=max_latency_ms,
+    log(f"smoke test: {requests} requests to {url} ({model_name})")
+    result = smoke_test(url, model_name, example, requests=requests, max_latency_ms=max_latency_ms,
                         metrics_url=metrics_url)
     lat = result["latency_ms"]
-    human = (f"smoke OK: {model_name} version {result['model_version']} answered {n_requests} requests "
+    human = (f"smoke OK: {model_name} version {result['model_version']} answered {requests} requests "
              f"({result['rows']} rows each); p50 {lat['p50']} ms, p99 {lat['p99']} ms; "
              f"first prediction {result['prediction']}")
     return Result(result, human)

@@ -82,7 +82,10 @@ def ensure_serving_env(cfg, requirements_text: str) -> Path:
         shutil.rmtree(env_dir, ignore_errors=True)  # leftovers of an interrupted build
         _log(f"building the serving environment {env_dir} (once per model requirements; ~1-2 min)")
         started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, capture_output=True)
+        venv = subprocess.run([sys.executable, "-m", "venv", str(env_dir)], capture_output=True, text=True)
+        if venv.returncode != 0:
+            lines = venv.stderr.strip().splitlines() or [f"exit code {venv.returncode}"]
+            raise OperationFailed(f"creating the serving virtualenv {env_dir} failed: {lines[-1]}")
         req_file = env_dir / "model-requirements.txt"
         req_file.write_text("\n".join(requirements) + "\n", encoding="utf-8")
         python = str(env_dir / "bin" / "python")
