@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := build/demo/taxi-fare
 MLOPS := $(abspath $(BIN)/mlops)
-# MLServer lives in its own cached virtualenv (protobuf conflict with kubeflow-katib); share one.
-export MLOPS_SERVING_ENVS_DIR ?= $(CURDIR)/build/serving-envs
+# MLServer lives in its own virtualenv (protobuf conflict with kubeflow-katib), cached by hash.
+export MLOPS_SERVING_ENVS_DIR ?= $(HOME)/.cache/mlops/serving-envs
 
 .PHONY: setup demo demo-new-data demo-clean test test-all test-python lint bench clean
 
