@@ -20,7 +20,7 @@ class ContractTest extends StepTestCase {
         path = (venvBin.directory ? venvBin.path + ':' : '') + System.getenv('PATH')
         String mlops = path.tokenize(':').collect { new File(it, 'mlops') }.find { it.canExecute() }?.path
         if (!mlops) {
-            throw new AssertionError("no mlops on PATH or in .venv/bin: install this package (make setup)")
+            throw new AssertionError((Object) "no mlops on PATH or in .venv/bin: install this package (make setup)")
         }
         String help = runCommand([mlops, 'line', '--help'], ROOT)
         if (!(help =~ /(?m)^\s+data\s/)) {

@@ -290,7 +290,7 @@ class PipelineHarness {
                     values[b.variable] = f.path
                     break
                 default:
-                    throw new AssertionError("unsupported credentials binding ${b}")
+                    throw new AssertionError((Object) "unsupported credentials binding ${b}")
             }
         }
         return withEnvVars(values, body)
@@ -300,7 +300,7 @@ class PipelineHarness {
         Object script = m.script
         if (script instanceof GString) {
             // Jenkins would run it, but an interpolated script is an injection hole: fail loudly.
-            throw new AssertionError("sh called with an interpolated GString script: ${script}")
+            throw new AssertionError((Object) "sh called with an interpolated GString script: ${script}")
         }
         Map call = [script: script, env: new LinkedHashMap(env), label: m.label, cwd: cwd.path,
                     returnStatus: m.returnStatus ?: false, returnStdout: m.returnStdout ?: false,

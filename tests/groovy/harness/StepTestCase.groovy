@@ -34,7 +34,7 @@ abstract class StepTestCase {
             fragments.each { String f -> assert e.message.contains(f): "error message lacks '${f}': ${e.message}" }
             return e.message
         }
-        throw new AssertionError("expected an error containing ${fragments}")
+        throw new AssertionError((Object) "expected an error containing ${fragments}")
     }
 
     String expectError(String fragment, Closure body) { expectError([fragment], body) }

@@ -1,0 +1,154 @@
+/*
+ * Line 2, Experiment -> serving. Run by the deploy job (started by the data line on the main
+ * branch, or by hand with an EXPERIMENT parameter): train the best trial, register it (the gate:
+ * it becomes champion only when it beats the current one), render the SeldonDeployment, push it to
+ * the GitOps repository, wait for Argo CD and smoke-test it. Local mode serves with MLServer on the
+ * agent instead of Argo CD. A failure after promotion rolls the champion back and redeploys it.
+ */
+
+def call(Map config = [:]) {
+    Map defaults = [
+        mode: 'local',                 // local: MLflow/GitOps state in .mlops/, served by MLServer on the agent; cluster: Argo CD
+        experiment: null,              // Experiment whose best trial is trained; null = params.EXPERIMENT, else the latest
+        agent: 'node',                 // node | kubernetes | none, as in mlopsDataLine
+        agentLabel: '',                // node label for agent 'node'; '' = any agent
+        checkout: true,                // run `checkout scm` first
+        install: 'auto',               // how mlopsSetup finds mlops: auto | path | venv
+        configFile: null,              // mlops.yaml (MLOPS_CONFIG); null = found in the workspace
+        profile: null,                 // configuration profile (MLOPS_PROFILE); null = the file's default
+        rollbackOnFailure: true,       // after a failed deployment of a new champion, restore the previous one
+        trainTimeoutMinutes: 60,       // limit of the training stage
+        deployTimeoutMinutes: 20,      // limit of waiting for Argo CD / the local server
+        mlflowCredentialsId: '',                     // username/password for MLflow basic auth; '' = none
+        githubCredentialsId: 'mlops-github-token',   // secret text: token for the GitOps repository
+        slackCredentialsId: 'mlops-slack',           // secret text: Slack bot token
+        kubeconfigCredentialsId: 'mlops-kubeconfig', // secret file: kubeconfig for Argo CD and the smoke test
+    ]
+    Map cfg = mlopsOptions(step: 'mlopsDeployLine', defaults: defaults, config: config,
+                           choices: [mode: ['local', 'cluster'], agent: ['node', 'kubernetes', 'none'],
+                                     install: ['auto', 'path', 'venv']])
+    Map creds = [:]
+    defaults.keySet().findAll { it.endsWith('CredentialsId') }.each { String key ->
+        creds[key] = (cfg.mode == 'cluster' || config.containsKey(key)) ? cfg[key] : ''
+    }
+    boolean cluster = cfg.mode == 'cluster'
+    String experiment = cfg.experiment ?: (params.EXPERIMENT ?: null)
+    Map state = [stage: '', trained: null, registered: null, promoted: false, deployed: false, rolledBack: false]
+
+    mlopsAgent(agent: cfg.agent, label: cfg.agentLabel) {
+        withEnv(mlopsEnvironment(cfg)) {
+            try {
+                conditionalStage(state, 'Checkout', cfg.checkout, 'checkout disabled') {
+                    checkout scm
+                }
+                conditionalStage(state, 'Setup', true, '') {
+                    mlopsSetup(install: cfg.install)
+                    mlopsCli(command: 'config validate')
+                }
+                conditionalStage(state, 'Train', true, '') {
+                    state.trained = mlopsModel(command: 'train', experiment: experiment, timeoutMinutes: cfg.trainTimeoutMinutes,
+                                               credentialsId: creds.mlflowCredentialsId)
+                }
+                conditionalStage(state, 'Register and gate', true, '') {
+                    state.registered = mlopsModel(command: 'register', runId: state.trained.run_id, retries: 1,
+                                                  credentialsId: creds.mlflowCredentialsId)
+                    state.promoted = state.registered.promoted as boolean
+                    echo "gate: ${state.registered.reason}"
+                }
+                String skip = 'the model did not pass the gate'
+                conditionalStage(state, 'Render', state.promoted, skip) {
+                    mlopsDeploy(command: 'render')
+                }
+                conditionalStage(state, 'GitOps push', state.promoted, skip) {
+                    mlopsDeploy(command: 'push', gitopsCredentialsId: creds.githubCredentialsId)
+                }
+                conditionalStage(state, cluster ? 'Argo CD sync' : 'Serve', state.promoted, skip) {
+                    if (cluster) {
+                        mlopsDeploy(command: 'wait', kubeconfigCredentialsId: creds.kubeconfigCredentialsId,
+                                    timeoutMinutes: cfg.deployTimeoutMinutes)
+                    } else {
+                        mlopsDeploy(command: 'serve', params: [local: true], timeoutMinutes: cfg.deployTimeoutMinutes)
+                    }
+                }
+                conditionalStage(state, 'Smoke test', state.promoted, skip) {
+                    try {
+                        mlopsDeploy(command: 'smoke', kubeconfigCredentialsId: creds.kubeconfigCredentialsId)
+                    } finally {
+                        if (!cluster) {
+                            mlopsDeploy(command: 'stop')
+                        }
+                    }
+                    state.deployed = true
+                }
+                currentBuild.description = describe(state)
+                mlopsNotify(command: 'deployment', credentialsId: creds.slackCredentialsId, failOnError: false)
+            } catch (err) {
+                if (state.promoted && !state.deployed && cfg.rollbackOnFailure) {
+                    rollback(state, creds)
+                }
+                currentBuild.description = describe(state) + " - failed in ${state.stage}"
+                mlopsNotify(command: 'failure', message: "deploy line failed in stage ${state.stage}: ${err.message}",
+                            credentialsId: creds.slackCredentialsId, failOnError: false)
+                throw err
+            }
+        }
+    }
+    return state
+}
+
+/** A stage that runs its body only when the condition holds (the scripted form of `when`). */
+def conditionalStage(Map state, String name, boolean condition, String reason, Closure body) {
+    stage(name) {
+        if (condition) {
+            state.stage = name
+            body()
+        } else {
+            echo "skipped: ${reason}"
+        }
+    }
+}
+
+/** Give the champion alias back to the previous version and push its manifest; errors here only warn. */
+def rollback(Map state, Map creds) {
+    stage('Rollback') {
+        try {
+            mlopsModel(command: 'rollback', credentialsId: creds.mlflowCredentialsId)
+            mlopsDeploy(command: 'render')
+            mlopsDeploy(command: 'push', gitopsCredentialsId: creds.githubCredentialsId)
+            state.rolledBack = true
+        } catch (err) {
+            echo "WARNING: rollback failed: ${err.message}"
+        }
+    }
+}
+
+List<String> mlopsEnvironment(Map cfg) {
+    List<String> environment = []
+    if (cfg.configFile) {
+        environment << "MLOPS_CONFIG=${cfg.configFile}"
+    }
+    if (cfg.profile) {
+        environment << "MLOPS_PROFILE=${cfg.profile}"
+    }
+    return environment
+}
+
+@NonCPS
+String describe(Map state) {
+    Map candidate = state.registered?.candidate instanceof Map ? state.registered.candidate : [:]
+    List<String> parts = []
+    if (state.trained?.data_version) {
+        parts << "data ${state.trained.data_version}"
+    }
+    if (candidate.version) {
+        parts << "model ${state.registered.name ?: ''} v${candidate.version}".replace('  ', ' ')
+        parts << (state.promoted ? 'champion' : 'not promoted')
+    }
+    if (state.deployed) {
+        parts << 'deployed'
+    }
+    if (state.rolledBack) {
+        parts << 'rolled back'
+    }
+    return parts ? parts.join(' · ') : 'no model'
+}
