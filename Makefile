@@ -41,6 +41,7 @@ test-all: setup lint
 
 lint: setup
 	$(BIN)/ruff check pyhelpers tests bench examples
+	bash tests/groovy/lint.sh
 
 bench: setup
 	$(BIN)/python bench/run.py
