@@ -99,3 +99,14 @@ def test_webhook_delivery(mlops, finished):
         assert r.code == 0 and r.json()["delivery"]["via"] == "webhook", r
         assert slack.requests[0]["body"]["blocks"] == r.json()["message"]["blocks"]
         assert slack.url not in r.out + r.err
+
+
+def test_failure_notice_keeps_payloads_as_text(mlops, finished):
+    payload = "stage Train: $(touch pwned) `touch pwned2`"
+    with SlackServer(token=CANARY) as slack:
+        env = {"SLACK_BOT_TOKEN": CANARY, "SLACK_API_URL": slack.url + "/api/", "BUILD_URL": "https://ci/job/7/"}
+        r = mlops("notify", "failure", "--message", payload, "--json", cwd=finished, env=env)
+        assert r.code == 0, r
+        body = slack.requests[0]["body"]
+        assert payload in json.dumps(body["blocks"]) and "https://ci/job/7/" in json.dumps(body["blocks"])
+    assert not (finished / "pwned").exists() and not (finished / "pwned2").exists()

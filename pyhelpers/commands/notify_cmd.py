@@ -31,3 +31,19 @@ def experiment(name: str | None, channel: str | None, link: str | None) -> Resul
     delivery = notify.send(cfg, message, "experiment", channel)
     return Result({"delivery": delivery, "message": message},
                   f"{notify.readable(message)}\n(sent via {delivery['via']})")
+
+
+@leaf(cli, "failure")
+@click.option("--message", required=True, help="What failed (e.g. the stage and the error).")
+@click.option("--channel", help="Slack channel (default: notify.slack_channel).")
+@click.option("--link", help="URL shown in the message (default: notify.link, else $BUILD_URL).")
+def failure(message: str, channel: str | None, link: str | None) -> Result:
+    """Tell people a line failed (used by the Jenkins lines' failure handlers)."""
+    import os
+
+    from pyhelpers import notify
+
+    cfg = config_or_default()
+    msg = notify.failure_message(message, link or cfg.notify.link or os.environ.get("BUILD_URL"), cfg.project)
+    delivery = notify.send(cfg, msg, "failure", channel)
+    return Result({"delivery": delivery, "message": msg}, f"{notify.readable(msg)}\n(sent via {delivery['via']})")

@@ -86,6 +86,18 @@ def experiment_message(doc: dict, link: str | None = None) -> dict[str, Any]:
     return {"text": text, "blocks": blocks}
 
 
+def failure_message(text: str, link: str | None = None, project: str = "") -> dict[str, Any]:
+    """A line failed: what failed, and where to look."""
+    title = f"{project + ': ' if project else ''}automation line failed"
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":x: {text[:2900]}"}},
+    ]
+    if link:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open the build>"}]})
+    return {"text": f"{title}: {text[:200]}", "blocks": blocks}
+
+
 def readable(message: dict) -> str:
     """A terminal rendering of a Block Kit message (what people would see in Slack)."""
     lines = []
