@@ -82,7 +82,6 @@ class ExperimentConfig(_Section):
 class TrainingConfig(_Section):
     # Command run with the best parameters; None: the Experiment's trial command.
     command: list[str] | None = None
-    model_dir: str = "model"  # where the trainer leaves the fitted model (relative to cwd)
 
 
 class MlflowConfig(_Section):

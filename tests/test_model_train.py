@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from pathlib import Path
 
@@ -212,5 +211,29 @@ def test_cli_json_reports_unchanged_rerun(tmp_path):
     assert json.loads(second.stdout)["unchanged"] is True
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))
+
+def test_data_version_comes_from_the_work_tree_and_must_match_the_experiment(tmp_path):
+    """Best parameters of one data version are never trained (and tagged) on other data."""
+    from mlflow import MlflowClient
+
+    from pyhelpers.data import data_version
+    from pyhelpers.model.train import train
+
+    config = make_project(tmp_path / "p", rows=60, extra_config={"training": {"command": ["python", "plain.py"]}})
+    (tmp_path / "p" / "plain.py").write_text("raise SystemExit('must not run')\n")
+    (tmp_path / "p" / "data" / "trips.dvc").write_text(
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef.dir\n  size: 10\n  nfiles: 1\n  path: trips\n")
+    cfg = load(config)
+    here = data_version(cfg, None)
+    write_status(cfg, CHEAP, data_version="dv-other")
+    with pytest.raises(BadInput, match=f"tuned on data dv-other but the work tree has data {here}"):
+        train(cfg, EXPERIMENT)
+    path = write_status(cfg, CHEAP)
+    doc = json.loads(path.read_text())
+    del doc["metadata"]["annotations"]["mlops.io/data-version"]  # an Experiment run outside the data line
+    path.write_text(json.dumps(doc))
+    with pytest.raises(OperationFailed, match="exit code 1"):  # got as far as the trainer
+        train(cfg, EXPERIMENT)
+    client = MlflowClient(cfg.tracking_uri)
+    [run] = client.search_runs([client.get_experiment_by_name(cfg.mlflow_experiment).experiment_id])
+    assert run.data.tags["mlops.data_version"] == here

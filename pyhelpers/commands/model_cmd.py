@@ -19,7 +19,7 @@ def _metric_text(value) -> str:
 @leaf(cli, "train")
 @click.option("--experiment", metavar="NAME|FILE",
               help="Finished Experiment: its name, its Katib YAML file or an experiment.json "
-                   "(default: metadata.name of experiment.file in mlops.yaml).")
+                   "(default: the Experiment run last here, else experiment.file of mlops.yaml).")
 def train(experiment: str | None) -> Result:
     """Retrain the Experiment's best trial inside an MLflow run and log the model.
 
@@ -32,7 +32,7 @@ def train(experiment: str | None) -> Result:
     verb = "unchanged: already trained in" if out["unchanged"] else "trained in"
     human = (f"{out['experiment']} best trial {out['best_trial']} {verb} run {out['run_id']}\n"
              f"  model {out['model_uri']}  {metric}={_metric_text(out.get('objective_value'))}\n"
-             f"  data {out['data_version']}  commit {out['git_commit']}")
+             f"  data {out['data_version'] or 'unknown'}  commit {out['git_commit'] or 'unknown'}")
     return Result(out, human)
 
 

@@ -30,9 +30,17 @@ MODEL_NAME = "model"  # name of the logged model inside the run
 
 # -- the Experiment ---------------------------------------------------------------------------
 def experiment_name(cfg, ref: str | None) -> str:
-    """NAME, a Katib Experiment FILE (its metadata.name), an experiment.json, or the configured file."""
+    """NAME, a Katib Experiment FILE (its metadata.name) or an experiment.json; without one, the
+    Experiment run last here, else the one of ``experiment.file``."""
     if ref and not ref.endswith((".yaml", ".yml")):
         return ref
+    if not ref:
+        from pyhelpers.experiment.runner import latest_experiment
+
+        try:
+            return latest_experiment(cfg)
+        except BadInput:
+            pass
     path = Path(ref) if ref else cfg.experiment_file
     if not path.is_file():
         raise BadInput("Experiment file not found", source=str(path))
@@ -97,6 +105,24 @@ def training_command(cfg, doc: dict, trial_name: str, params: dict[str, str]) ->
     except (KeyError, TypeError, AttributeError) as exc:
         raise BadInput(f"experiment {doc['metadata'].get('name')!r}: cannot build the trial command "
                        f"from spec.trialTemplate ({type(exc).__name__}: {exc})") from None
+
+
+def checked_data_version(cfg, doc: dict) -> str | None:
+    """The data version the model is trained on: the Experiment's, which must be the work tree's.
+
+    Training the best parameters of one data version on other data would make the lineage lie.
+    """
+    from pyhelpers.data import data_version
+
+    tuned_on = ((doc.get("metadata") or {}).get("annotations") or {}).get("mlops.io/data-version")
+    try:
+        here = data_version(cfg, None)  # from the .dvc files in the work tree
+    except BadInput:
+        here = None  # data not tracked by DVC: the Experiment's annotation is all we know
+    if tuned_on and here and tuned_on != here:
+        raise BadInput(f"experiment {doc['metadata'].get('name')!r} was tuned on data {tuned_on} but the work tree "
+                       f"has data {here}; run the Experiment on this data first (`mlops line data`)")
+    return tuned_on or here
 
 
 def train_key(data_version: str | None, params: dict[str, str], git_commit: str | None) -> str:
@@ -177,8 +203,7 @@ def train(cfg, experiment: str | None = None) -> dict:
     name = doc["metadata"]["name"]
     params = best["parameters"]
     obj = objective(doc.get("spec") or {})
-    annotations = (doc.get("metadata") or {}).get("annotations") or {}
-    data_version = annotations.get("mlops.io/data-version")
+    data_version = checked_data_version(cfg, doc)
     git_commit = scm.head(cfg.root)
     key = train_key(data_version, params, git_commit)
     argv, cwd, extra_env = training_command(cfg, doc, best["name"], params)
@@ -196,19 +221,18 @@ def train(cfg, experiment: str | None = None) -> dict:
         return {**summary, "unchanged": True, **run_summary(done)}
 
     tags = {
-        t.DATA_VERSION: data_version or "unknown",
-        t.GIT_COMMIT: git_commit or "unknown",
+        t.DATA_VERSION: data_version,
+        t.GIT_COMMIT: git_commit,
         t.EXPERIMENT: name,
         t.BEST_TRIAL: best["name"],
         t.OBJECTIVE_METRIC: obj["metric"],
         t.OBJECTIVE_TYPE: obj["type"],
         t.TRAIN_KEY: key,
     }
-    if git_commit:
-        tags["mlflow.source.git.commit"] = git_commit
-    for var, tag in (("BUILD_URL", t.BUILD_URL), ("JOB_NAME", t.JOB_NAME)):
-        if os.environ.get(var):
-            tags[tag] = os.environ[var]
+    tags["mlflow.source.git.commit"] = git_commit
+    tags[t.BUILD_URL] = os.environ.get("BUILD_URL")
+    tags[t.JOB_NAME] = os.environ.get("JOB_NAME")
+    tags = {k: v for k, v in tags.items() if v}  # unknown stays absent (null in JSON), never "None"
 
     import mlflow
 
