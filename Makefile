@@ -7,7 +7,7 @@ MLOPS := $(abspath $(BIN)/mlops)
 # MLServer lives in its own virtualenv (protobuf conflict with kubeflow-katib), cached by hash.
 export MLOPS_SERVING_ENVS_DIR ?= $(HOME)/.cache/mlops/serving-envs
 
-.PHONY: setup demo demo-new-data demo-clean test test-all test-python lint bench clean
+.PHONY: setup demo demo-new-data demo-stop demo-clean test test-all test-python lint bench clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,18 +17,25 @@ $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 
 setup: $(BIN)/.installed
 
-## demo: prepare build/demo/taxi-fare (git + DVC) and run the data line on the embedded defaults
+## demo: prepare build/demo/taxi-fare (git + DVC) and run both lines on the embedded defaults
 demo: setup
 	examples/prepare_demo.sh $(DEMO)
 	cd $(DEMO) && $(MLOPS) line data --local
+	cd $(DEMO) && $(MLOPS) line deploy --local
 
 ## demo-new-data: a new data batch arrives; run the lines again
 demo-new-data: setup
 	examples/prepare_demo.sh $(DEMO)
 	examples/new_data.sh $(DEMO)
 	cd $(DEMO) && $(MLOPS) line data --local
+	cd $(DEMO) && $(MLOPS) line deploy --local
+
+## demo-stop: stop the demo's local model server
+demo-stop:
+	cd $(DEMO) && $(MLOPS) deploy stop
 
 demo-clean:
+	-cd $(DEMO) && $(MLOPS) deploy stop
 	rm -rf $(DEMO)
 
 ## test: set-up, lint, then every test except the slow ones

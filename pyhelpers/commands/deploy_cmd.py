@@ -40,15 +40,6 @@ def _champion(cfg, champion_file: str | None) -> dict:
     return check_champion(champion)
 
 
-def commit_message(champion: dict) -> str:
-    data = champion.get("data_version") or "unknown"
-    return (
-        f"Deploy {champion['name']} version {champion['version']} (data {data})\n\n"
-        f"model: {champion.get('model_uri') or ''}\nrun: {champion.get('run_id') or ''}\n"
-        f"git commit: {champion.get('git_commit') or ''}\n"
-    )
-
-
 @leaf(cli, "render")
 @click.option("--champion", metavar="FILE", help=CHAMPION_HELP)
 @click.option("--out", metavar="DIR", help="Folder to write into (default: <state>/manifests).")
@@ -72,7 +63,7 @@ def render(champion, out) -> Result:
 @click.option("--message", help="Commit message (default: names model, version and data version).")
 def push(champion, message) -> Result:
     """Commit the rendered manifests to the GitOps repository and push (no commit when unchanged)."""
-    from pyhelpers.deploy.gitops import push_manifests
+    from pyhelpers.deploy.gitops import commit_message, push_manifests
     from pyhelpers.deploy.render import render_manifests
 
     cfg = load_project_config()

@@ -33,3 +33,18 @@ def data_line(local: bool, force: bool) -> Result:
         message = notify.readable(notify.experiment_message(doc, cfg.notify.link))
         human = f"{summary(doc)}\n\nnotification (via {result['notification']['via']}):\n{message}"
     return Result(result, human, code)
+
+
+@leaf(cli, "deploy")
+@click.option("--local", is_flag=True, help="Serve and smoke-test the model locally with MLServer before the push.")
+@click.option("--experiment", help="Experiment name or status file (default: the one run last here).")
+def deploy_line(local: bool, experiment: str | None) -> Result:
+    """Line 2: train the best trial -> register and gate -> render -> (serve + smoke) -> GitOps push.
+
+    A rerun with the same data and model changes nothing: no new model version, no new commit.
+    """
+    from pyhelpers.line.deploy_line import human_summary, run_deploy_line
+
+    cfg = load_project_config()
+    result, code = run_deploy_line(cfg, experiment, serve=local)
+    return Result(result, human_summary(cfg, result), code)

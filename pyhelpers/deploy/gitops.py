@@ -120,6 +120,15 @@ def _head(git: _Git, ref: str = "HEAD") -> str | None:
     return proc.stdout.strip() or None
 
 
+def commit_message(champion: dict) -> str:
+    data = champion.get("data_version") or "unknown"
+    return (
+        f"Deploy {champion['name']} version {champion['version']} (data {data})\n\n"
+        f"model: {champion.get('model_uri') or ''}\nrun: {champion.get('run_id') or ''}\n"
+        f"git commit: {champion.get('git_commit') or ''}\n"
+    )
+
+
 def push_manifests(cfg, files: dict[str, str], message: str) -> dict:
     """Commit ``files`` (GitOps path -> text) on ``cfg.gitops.branch`` and push; never force."""
     _check_inputs(cfg, files)

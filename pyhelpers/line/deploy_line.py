@@ -1,0 +1,108 @@
+"""Line 2: finished Experiment -> trained, registered, gated model -> manifest -> GitOps -> served.
+
+train the best trial (MLflow run with lineage) -> register a version and gate it against the
+``champion`` alias -> render the champion's SeldonDeployment -> serve it locally with MLServer and
+smoke-test it -> push the manifest to the GitOps repository. Every step is idempotent, so a rerun
+with the same data and model changes nothing (no new version, no new commit).
+
+The local smoke test runs before the push: a model that fails it never reaches the GitOps
+repository, and a champion promoted by this run is moved back.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from pyhelpers.errors import MlopsError, OperationFailed
+
+
+def _log(message: str) -> None:
+    print(f"[line deploy] {message}", file=sys.stderr, flush=True)
+
+
+def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> tuple[dict[str, Any], int]:
+    from pyhelpers.deploy import gitops, render
+    from pyhelpers.model import registry, train
+
+    steps: dict[str, Any] = {}
+    result: dict[str, Any] = {"line": "deploy", "steps": steps}
+
+    trained = train.train(cfg, experiment)
+    steps["train"] = trained
+    _log(f"train: {'unchanged, ' if trained['unchanged'] else ''}run {trained['run_id']} "
+         f"({trained['experiment']} / {trained['best_trial']})")
+
+    gate = registry.register(cfg, trained["run_id"])
+    steps["register"] = gate
+    promoted_now = gate["promoted"] and not gate.get("unchanged")
+    _log(f"register: {gate['name']} version {gate['candidate']['version']} "
+         f"{'promoted' if gate['promoted'] else 'not promoted'}: {gate['reason']}")
+
+    champion = registry.get_champion(cfg)
+    if champion is None:
+        result.update(status="not-deployed", reason="no champion version to deploy")
+        return result, 0
+
+    files = render.render_manifests(cfg, champion)
+    steps["render"] = {"paths": sorted(files), "model": champion["name"], "version": champion["version"]}
+
+    if serve:
+        try:
+            steps["serve"], steps["smoke"] = _serve_and_smoke(cfg, champion)
+        except MlopsError as exc:
+            if promoted_now:
+                back = registry.rollback(cfg)
+                _log(f"smoke test failed: champion moved back to version {back['version']}")
+                steps["rollback"] = back
+            raise OperationFailed(f"{exc} (manifest not pushed)") from None
+
+    pushed = gitops.push_manifests(cfg, files, gitops.commit_message(champion))
+    steps["push"] = pushed
+    _log(f"push: {'commit ' + pushed['commit'][:12] if pushed['changed'] else 'unchanged'} "
+         f"({', '.join(pushed['paths'])})")
+
+    changed = not trained["unchanged"] or promoted_now or pushed["changed"]
+    result.update(status="completed" if changed else "unchanged", champion=champion,
+                  promoted=gate["promoted"], reason=gate["reason"], candidate_version=gate["candidate"]["version"],
+                  manifest=cfg.gitops_path, gitops_commit=pushed["commit"])
+    return result, 0
+
+
+def _serve_and_smoke(cfg, champion: dict) -> tuple[dict, dict]:
+    from pyhelpers.deploy.serve import serve_local
+    from pyhelpers.deploy.smoke import load_input_example, smoke_test
+
+    served = serve_local(cfg, champion)
+    _log(f"serve: {champion['name']} version {champion['version']} at {served['url']}")
+    example = load_input_example(served["model_dir"])
+    smoke = smoke_test(served["url"], served["model_name"], example, metrics_url=served["metrics_url"])
+    _log(f"smoke: p50 {smoke['latency_ms']['p50']} ms, p99 {smoke['latency_ms']['p99']} ms")
+    return served, smoke
+
+
+def mlflow_ui_command(cfg) -> str:
+    """The command that opens the MLflow UI on this project's store (local profile)."""
+    return (f"mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri {cfg.tracking_uri}"
+            if cfg.tracking_uri.startswith("sqlite:") else f"open {cfg.tracking_uri}")
+
+
+def human_summary(cfg, result: dict) -> str:
+    if result.get("status") == "not-deployed":
+        return f"nothing deployed: {result['reason']}"
+    s = result["steps"]
+    t, champion = s["train"], result["champion"]
+    lines = [
+        f"Deploy line: {result['status']}",
+        f"  best parameters ({t['experiment']} / {t['best_trial']}): "
+        + ", ".join(f"{k}={v}" for k, v in t["parameters"].items()),
+        f"  MLflow run {t['run_id']} -> {s['register']['name']} version {result['candidate_version']}",
+        f"  {'promoted' if result['promoted'] else 'not promoted'}: {result['reason']}",
+        f"  champion: version {champion['version']} (data {champion.get('data_version')})",
+        f"  manifest: {result['manifest']} @ {result['gitops_commit'][:12]} in {s['push']['repo']}",
+    ]
+    if "serve" in s:
+        lines.append(f"  serving: {s['serve']['infer_url']} (metrics {s['serve']['metrics_url']})")
+        lines.append(f"  prediction for the first input example row: {s['smoke']['prediction']}")
+    lines.append(f"  MLflow UI: {mlflow_ui_command(cfg)}")
+    return "\n".join(lines)

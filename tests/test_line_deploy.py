@@ -1,0 +1,55 @@
+"""Line 2 on the sample project: train -> register/gate -> render -> GitOps push, idempotent, with lineage.
+
+Serving is left out here (tests/test_deploy_serve.py runs a real MLServer); `make demo` runs the
+whole line with `--local`.
+"""
+
+import subprocess
+
+from tests.conftest import add_batch, make_project
+
+
+def gitops_log(project):
+    repo = project / ".mlops" / "gitops.git"
+    return subprocess.run(["git", "-C", str(repo), "log", "--format=%H %s"], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
+def test_deploy_line_end_to_end(mlops, tmp_path):
+    project = make_project(tmp_path / "taxi-fare", rows=500, max_trials=2)
+    spec = project / "katib" / "experiment.yaml"
+    spec.write_text(spec.read_text().replace("parallelTrialCount: 2", "parallelTrialCount: 1"))
+    assert mlops("line", "data", "--local", cwd=project).code == 0
+
+    r = mlops("line", "deploy", "--json", cwd=project)
+    assert r.code == 0, r
+    first = r.json()
+    assert first["status"] == "completed" and first["promoted"] is True
+    assert first["champion"]["version"] == "1" and first["candidate_version"] == "1"
+    log = gitops_log(project)
+    assert len(log) == 1 and "Deploy taxi-fare version 1" in log[0] and first["champion"]["data_version"] in log[0]
+    assert first["steps"]["train"]["tags"]["mlops.data_version"] == first["champion"]["data_version"]
+
+    # same data, same model: nothing changes
+    r = mlops("line", "deploy", "--json", cwd=project)
+    assert r.code == 0, r
+    again = r.json()
+    assert again["status"] == "unchanged" and again["candidate_version"] == "1"
+    assert gitops_log(project) == log
+
+    # the deployed model traces back to the data it was trained on
+    r = mlops("lineage", "--json", cwd=project)
+    assert r.code == 0, r
+    assert first["champion"]["data_version"] in r.out
+
+    # new data: a new version, promoted (new commit) or refused (no commit), with the reason
+    add_batch(project, 2, rows=500)
+    assert mlops("line", "data", "--local", cwd=project).code == 0
+    r = mlops("line", "deploy", "--json", cwd=project)
+    assert r.code == 0, r
+    second = r.json()
+    assert second["candidate_version"] == "2" and second["reason"]
+    if second["promoted"]:
+        assert second["champion"]["version"] == "2" and len(gitops_log(project)) == 2
+    else:
+        assert second["champion"]["version"] == "1" and gitops_log(project) == log
