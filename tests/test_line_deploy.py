@@ -4,6 +4,7 @@ Serving is left out here (tests/test_deploy_serve.py runs a real MLServer); `mak
 whole line with `--local`.
 """
 
+import json
 import subprocess
 
 from tests.conftest import add_batch, make_project
@@ -53,3 +54,8 @@ def test_deploy_line_end_to_end(mlops, tmp_path):
         assert second["champion"]["version"] == "2" and len(gitops_log(project)) == 2
     else:
         assert second["champion"]["version"] == "1" and gitops_log(project) == log
+    # people heard about each of the two runs that changed something, not about the no-op rerun
+    kinds = [json.loads(line)["kind"] for line in (project / ".mlops" / "notifications.jsonl").read_text().splitlines()]
+    assert kinds.count("deployment") == 2
+    r = mlops("notify", "deployment", "--json", cwd=project)
+    assert r.code == 0 and second["champion"]["data_version"] in r.json()["message"]["text"], r

@@ -47,3 +47,23 @@ def failure(message: str, channel: str | None, link: str | None) -> Result:
     msg = notify.failure_message(message, link or cfg.notify.link or os.environ.get("BUILD_URL"), cfg.project)
     delivery = notify.send(cfg, msg, "failure", channel)
     return Result({"delivery": delivery, "message": msg}, f"{notify.readable(msg)}\n(sent via {delivery['via']})")
+
+
+@leaf(cli, "deployment")
+@click.option("--channel", help="Slack channel (default: notify.slack_channel).")
+@click.option("--link", help="URL shown in the message (default: notify.link, else $BUILD_URL).")
+def deployment(channel: str | None, link: str | None) -> Result:
+    """Tell people which model version is the champion now (after the deploy line)."""
+    import os
+
+    from pyhelpers import notify
+    from pyhelpers.errors import OperationFailed
+    from pyhelpers.model.registry import get_champion
+
+    cfg = config_or_default()
+    champion = get_champion(cfg)
+    if champion is None:
+        raise OperationFailed(f"{cfg.registered_model} has no champion version: nothing to announce")
+    msg = notify.deployment_message(champion, link=link or cfg.notify.link or os.environ.get("BUILD_URL"))
+    delivery = notify.send(cfg, msg, "deployment", channel)
+    return Result({"delivery": delivery, "message": msg}, f"{notify.readable(msg)}\n(sent via {delivery['via']})")

@@ -63,6 +63,13 @@ def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> t
          f"({', '.join(pushed['paths'])})")
 
     changed = not trained["unchanged"] or promoted_now or pushed["changed"]
+    if changed:  # a rerun that changed nothing tells nobody
+        import os
+
+        from pyhelpers import notify
+
+        message = notify.deployment_message(champion, gate, cfg.notify.link or os.environ.get("BUILD_URL"), pushed)
+        steps["notify"] = notify.send(cfg, message, "deployment")
     result.update(status="completed" if changed else "unchanged", champion=champion,
                   promoted=gate["promoted"], reason=gate["reason"], candidate_version=gate["candidate"]["version"],
                   manifest=cfg.gitops_path, gitops_commit=pushed["commit"])

@@ -86,6 +86,31 @@ def experiment_message(doc: dict, link: str | None = None) -> dict[str, Any]:
     return {"text": text, "blocks": blocks}
 
 
+def deployment_message(champion: dict, decision: dict | None = None, link: str | None = None,
+                       gitops: dict | None = None) -> dict[str, Any]:
+    """The model now serving (the champion), why, and where its manifest is."""
+    name, version = champion["name"], champion["version"]
+    title = f"{name} version {version} is the champion"
+    pairs = [("Model", f"`{name}` v{version}"), ("Data version", f"`{champion.get('data_version')}`"),
+             ("Run", f"`{champion.get('run_id')}`"), ("Experiment", f"{champion.get('experiment')} / "
+                                                                   f"{champion.get('best_trial')}")]
+    if champion.get("objective_metric"):
+        pairs.append((champion["objective_metric"], f"`{champion.get('objective_value')}`"))
+    if gitops:
+        pairs.append(("Manifest", f"{', '.join(gitops.get('paths') or [])} @ `{str(gitops.get('commit'))[:12]}`"))
+    blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}]
+    if decision and decision.get("reason"):
+        icon = ":rocket:" if decision.get("promoted") else ":no_entry:"
+        candidate = (decision.get("candidate") or {}).get("version")
+        verdict = "promoted" if decision.get("promoted") else "not promoted"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": f"{icon} candidate v{candidate} {verdict}: {decision['reason']}"}})
+    blocks += _fields(pairs)
+    if link:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open the build>"}]})
+    return {"text": f"{title} (data {champion.get('data_version')})", "blocks": blocks}
+
+
 def failure_message(text: str, link: str | None = None, project: str = "") -> dict[str, Any]:
     """A line failed: what failed, and where to look."""
     title = f"{project + ': ' if project else ''}automation line failed"
