@@ -13,11 +13,35 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_cli  # noqa: E402
 import bench_engine  # noqa: E402
+import bench_lines  # noqa: E402
+from common import REPO, row  # noqa: E402
+
+
+def serving(quick: bool) -> list[dict]:
+    """bench_serving.py in its own process (it starts and stops both servers)."""
+    import subprocess
+
+    args = ["--requests", "300", "--rounds", "2"] if quick else ["--requests", "500", "--rounds", "3"]
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "bench_serving.py"), "--json", *args],
+                          capture_output=True, text=True, check=True)
+    doc = json.loads(proc.stdout)
+    rows = []
+    for clients in ("1", "8"):
+        for server in ("mlserver", "mlflow"):
+            r = doc["results"][server][clients]
+            rows.append(row(f"{server}, {clients} client(s): req/s (p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms)",
+                            r["rps"], "r/s"))
+        ratio = doc["ratio_rps_mlserver_over_mlflow"][clients]
+        rows.append(row(f"MLServer / mlflow models serve throughput, {clients} client(s)", ratio, "x", ratio,
+                        ">= 1.0x", ratio >= 1.0))
+    return rows
 
 SUITES = {
     "cli": lambda quick: bench_cli.run(repeats=7 if quick else 15),
     "engine": lambda quick: bench_engine.run(repeats=1 if quick else 3),
     "engine-scale": lambda quick: bench_engine.scale((10, 100) if quick else (10, 100, 500)),
+    "lines": lambda quick: bench_lines.run(),
+    "serving": serving,
 }
 
 

@@ -22,6 +22,16 @@ def test_deploy_line_end_to_end(mlops, tmp_path):
     spec.write_text(spec.read_text().replace("parallelTrialCount: 2", "parallelTrialCount: 1"))
     assert mlops("line", "data", "--local", cwd=project).code == 0
 
+    # a model that cannot be served locally is not pushed and does not stay champion
+    config = project / "mlops.yaml"
+    good_config = config.read_text()
+    config.write_text(good_config.replace("  replicas: 1\n", "  replicas: 1\n  serve_port: 8090\n  metrics_port: 8090\n"))
+    r = mlops("line", "deploy", "--local", cwd=project)
+    assert r.code == 2 and "manifest not pushed; version 1 withdrawn" in r.err, r
+    assert mlops("model", "champion", "--json", cwd=project).json() == {"champion": None}
+    assert not (project / ".mlops" / "gitops.git").exists()
+    config.write_text(good_config)
+
     r = mlops("line", "deploy", "--json", cwd=project)
     assert r.code == 0, r
     first = r.json()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from pyhelpers.errors import MlopsError, OperationFailed
+from pyhelpers.errors import MlopsError
 
 
 def _log(message: str) -> None:
@@ -52,10 +52,11 @@ def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> t
             steps["serve"], steps["smoke"] = _serve_and_smoke(cfg, champion)
         except MlopsError as exc:
             if promoted_now:
-                back = registry.rollback(cfg)
-                _log(f"smoke test failed: champion moved back to version {back['version']}")
-                steps["rollback"] = back
-            raise OperationFailed(f"{exc} (manifest not pushed)") from None
+                back = registry.withdraw(cfg, champion["version"], f"local serve/smoke failed: {exc}")
+                _log(f"champion withdrawn: now {back['champion'] or 'none'}")
+            note = f" (manifest not pushed; version {champion['version']} " \
+                   f"{'withdrawn' if promoted_now else 'stays champion'})"
+            raise type(exc)(f"{exc}{note}") from None
 
     pushed = gitops.push_manifests(cfg, files, gitops.commit_message(champion))
     steps["push"] = pushed

@@ -295,3 +295,29 @@ def _exists(client, name: str, version: str) -> bool:
         return True
     except MlflowException:
         return False
+
+
+def withdraw(cfg, version: str, reason: str) -> dict:
+    """Undo a promotion that failed the deployment checks (e.g. the smoke test).
+
+    The alias goes back to the previous champion, or is removed when there was none, and the
+    version's gate decision is cleared so the next run judges it again (the failure may have
+    been the environment's, such as a busy port).
+    """
+    client = t.connect(cfg)
+    name = cfg.registered_model
+    current = champion_version(client, name)
+    champion = str(current.version) if current is not None else None
+    if champion == str(version):
+        try:
+            champion = rollback(cfg)["version"]
+        except BadInput:  # it was the first champion: nothing to go back to
+            client.delete_registered_model_alias(name, t.CHAMPION)
+            _write_history(client, name, [v for v in history(client, name) if v != str(version)])
+            champion = None
+    try:
+        client.delete_model_version_tag(name, str(version), GATE)
+    except Exception:  # noqa: BLE001 - no decision recorded yet
+        pass
+    client.set_model_version_tag(name, str(version), "mlops.withdrawn", reason[:500])
+    return {"name": name, "version": str(version), "champion": champion}

@@ -1,0 +1,46 @@
+"""Both lines end to end on a fresh copy of the sample project, after set-up (venvs and the
+serving environment already built): wall time and the peak memory of the largest process."""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from common import BIN, REPO, env_with_venv, row
+
+
+def _timed(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env_with_venv(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return time.perf_counter() - start
+
+
+def run() -> list[dict]:
+    folder = Path(tempfile.mkdtemp(prefix="mlops-bench-lines-"))
+    project = folder / "taxi-fare"
+    mlops = str(BIN / "mlops")
+    try:
+        subprocess.run([str(REPO / "examples" / "prepare_demo.sh"), str(project)], check=True,
+                       capture_output=True, env=env_with_venv())
+        data = _timed([mlops, "line", "data", "--local"], project)
+        deploy = _timed([mlops, "line", "deploy", "--local"], project)
+        rerun = _timed([mlops, "line", "data", "--local"], project) + _timed([mlops, "line", "deploy", "--local"],
+                                                                               project)
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        subprocess.run([mlops, "deploy", "stop"], cwd=project, capture_output=True, env=env_with_venv())
+        return [
+            row("line 1 (data -> 8-trial experiment -> notify)", data, "s"),
+            row("line 2 (train -> register -> render -> serve + smoke -> push)", deploy, "s"),
+            row("both lines, wall", data + deploy, "s", target="<= 60 s", ok=data + deploy <= 60),
+            row("both lines rerun with nothing new (no-op)", rerun, "s"),
+            row("peak RSS of the largest process", peak_mb, "MB"),
+        ]
+    finally:
+        subprocess.run([mlops, "deploy", "stop"], cwd=project, capture_output=True, env=env_with_venv())
+        shutil.rmtree(folder, ignore_errors=True)
