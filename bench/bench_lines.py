@@ -13,6 +13,14 @@ from pathlib import Path
 from common import BIN, REPO, env_with_venv, row
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _timed(cmd: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env_with_venv(), capture_output=True, text=True)
@@ -28,6 +36,10 @@ def run() -> list[dict]:
     try:
         subprocess.run([str(REPO / "examples" / "prepare_demo.sh"), str(project)], check=True,
                        capture_output=True, env=env_with_venv())
+        # free ports, so a server left on the defaults (8080/8082) cannot spoil the run
+        config = project / "mlops.yaml"
+        config.write_text(config.read_text().replace(
+            "  replicas: 1\n", f"  replicas: 1\n  serve_port: {_free_port()}\n  metrics_port: {_free_port()}\n"))
         data = _timed([mlops, "line", "data", "--local"], project)
         deploy = _timed([mlops, "line", "deploy", "--local"], project)
         rerun = _timed([mlops, "line", "data", "--local"], project) + _timed([mlops, "line", "deploy", "--local"],
