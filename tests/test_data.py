@@ -3,7 +3,6 @@
 import hashlib
 import shutil
 
-
 from tests.conftest import add_batch, git
 
 
@@ -80,3 +79,14 @@ def test_bad_revisions_and_untracked_paths(mlops, project):
     (project / "mlops.yaml").write_text((project / "mlops.yaml").read_text().replace("[data/trips]", "[data/other]"))
     r = mlops("data", "version", "--rev", "workspace", cwd=project)
     assert r.code == 2 and "data.paths[0]: data/other is not tracked by DVC" in r.err, r
+
+
+def test_status_against_a_base_branch(mlops, project):
+    git(project, "branch", "base")
+    doc = mlops("data", "status", "--base", "base", "--json", cwd=project).json()
+    assert doc["changed_from_base"] is False and doc["base_version"] == doc["data_version"]
+    add_batch(project, 2)
+    doc = mlops("data", "status", "--base", "base", "--json", cwd=project).json()
+    assert doc["changed_from_base"] is True and doc["base_version"] != doc["data_version"]
+    r = mlops("data", "status", "--base", "origin/nope", cwd=project)
+    assert r.code == 2 and "unknown git revision 'origin/nope'" in r.err, r

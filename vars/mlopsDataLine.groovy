@@ -17,6 +17,8 @@ def call(Map config = [:]) {
         configFile: null,               // mlops.yaml (MLOPS_CONFIG); null = found in the workspace
         profile: null,                  // configuration profile (MLOPS_PROFILE); null = the file's default
         force: false,                   // run the Experiment even when this data version was processed
+        baseRevision: null,             // branches: compare the data with this revision (e.g. 'origin/main', which the
+                                        // checkout must fetch); null = the workspace's processed marker
         deployJob: '../deploy',         // job started after a completed Experiment on the main branch; '' = none
         experimentTimeoutMinutes: 240,  // limit of the Experiment stage
         imageBuilder: 'kaniko',         // cluster mode: kaniko | docker
@@ -50,9 +52,10 @@ def call(Map config = [:]) {
                     mlopsCli(command: 'config validate')
                 }
                 conditionalStage(state, 'Data status', true, '') {
-                    Map status = mlopsData(command: 'status')
+                    boolean againstBase = !onMain && cfg.baseRevision
+                    Map status = mlopsData(command: 'status', params: againstBase ? [base: cfg.baseRevision] : [:])
                     state.dataVersion = status.data_version
-                    state.changed = (status.changed as boolean) || cfg.force
+                    state.changed = (againstBase ? status.changed_from_base as boolean : status.changed as boolean) || cfg.force
                     echo "data ${status.data_version}: ${state.changed ? 'new, to be processed' : 'already processed'}"
                 }
                 boolean branchWork = !onMain && state.changed

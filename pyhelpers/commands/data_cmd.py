@@ -13,16 +13,21 @@ def cli():
 
 
 @leaf(cli, "status")
-def status() -> Result:
+@click.option("--base", metavar="REV", help="Also compare HEAD's data with this revision (e.g. origin/main).")
+def status(base: str | None) -> Result:
     """Data version of HEAD, uncommitted data changes (`dvc status`), and whether the line
-    has processed this version yet (`changed`)."""
+    has processed this version yet (`changed`) or, with --base, whether it differs from the
+    base branch (`changed_from_base`)."""
     from pyhelpers import data
 
     cfg = load_project_config()
-    doc = data.status(cfg)
+    doc = data.status(cfg, base)
     lines = [f"data version: {doc['data_version']} (commit {str(doc['git_commit'])[:12]})",
              f"last processed: {doc['processed_version'] or 'never'}"
              + (" -> new data to process" if doc["changed"] else " (up to date)")]
+    if base:
+        lines.append(f"{base}: {doc['base_version'] or 'no tracked data'}"
+                     + (" -> this branch changes the data" if doc["changed_from_base"] else " (same data)"))
     if doc["uncommitted_changes"]:
         lines.append("uncommitted data changes (run `dvc add` and commit):")
         lines += [f"  {c['change']}: {c['path']}" for c in doc["uncommitted_changes"]]

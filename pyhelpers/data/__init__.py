@@ -120,8 +120,12 @@ def ensure_remote(cfg, repo) -> str:
     return name
 
 
-def status(cfg) -> dict[str, Any]:
-    """What `dvc status` says of the tracked data, plus its data version and the line's marker."""
+def status(cfg, base: str | None = None) -> dict[str, Any]:
+    """What `dvc status` says of the tracked data, plus its data version and the line's marker.
+
+    With ``base`` (e.g. ``origin/main``), also whether HEAD's data differs from the base branch's:
+    what a feature branch's pipeline needs, since its workspace has no processed marker.
+    """
     head = scm.head(cfg.root)
     committed = data_version(cfg, "HEAD") if head else None
     repo = open_repo(cfg)
@@ -141,7 +145,14 @@ def status(cfg) -> dict[str, Any]:
                 changes.append({"path": dvc_file, "change": str(entry), "dvc_file": dvc_file})
     processed = load_processed(cfg)
     processed_version = processed["data_version"] if processed else None
-    return {
+    extra: dict[str, Any] = {}
+    if base:
+        if not scm.rev_exists(cfg.root, base):
+            raise BadInput(f"unknown git revision {base!r} for --base (fetch it first)")
+        base_version = data_version(cfg, base) if all(
+            scm.show(cfg.root, base, f) is not None for f in dvc_files(cfg)) else None
+        extra = {"base": base, "base_version": base_version, "changed_from_base": base_version != committed}
+    return {**extra,
         "data_version": committed,
         "workspace_data_version": workspace,
         "workspace_clean": not changes and workspace == committed,

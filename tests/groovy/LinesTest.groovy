@@ -41,6 +41,16 @@ class LinesTest extends StepTestCase {
         assert h.log.toString().contains('skipped: not the main branch')
     }
 
+    void testBranchComparesItsDataWithTheBaseRevision() {
+        h.env.BRANCH_NAME = 'feature/code-only'
+        Map answers = dataAnswers(true)
+        answers['data status'] = [data_version: 'dv-ab12cd34', changed: true, changed_from_base: false]
+        answerMlops(answers)
+        h.run('mlopsDataLine', [mode: 'cluster', baseRevision: 'origin/main'])
+        assert h.mlopsCalls.find { it.command == 'data status' }.params == [base: 'origin/main']
+        assert commands() == ['config validate', 'data status']
+    }
+
     void testClusterMainRunsTheLineWithItsCredentialsAndHandsOver() {
         answerMlops(dataAnswers(true))
         Map r = h.run('mlopsDataLine', [mode: 'cluster', profile: 'cluster', deployJob: 'taxi-fare/deploy'])
