@@ -22,6 +22,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "data": ("pyhelpers.commands.data_cmd", "DVC-tracked data: status, diff, version, push, pull."),
     "experiment": ("pyhelpers.commands.experiment_cmd", "Katib Experiments: validate, run locally."),
     "notify": ("pyhelpers.commands.notify_cmd", "Notify people (Slack) about experiments and deployments."),
+    "pr": ("pyhelpers.commands.pr_cmd", "Pull requests for data updates (GitHub, or a local file)."),
     "model": ("pyhelpers.commands.model_cmd", "MLflow models: train, register, gate, promote, rollback."),
     "deploy": ("pyhelpers.commands.deploy_cmd", "Seldon manifests, GitOps push, local serving and smoke tests."),
     "lineage": ("pyhelpers.commands.lineage_cmd", "Trace a deployed model back to its data version."),

@@ -60,3 +60,128 @@ def run(file: Path | None, local: bool, name: str | None, path_map: tuple[str, .
                       f"{plan['parallelTrialCount']} at a time; first trial: {' '.join(plan['firstTrialCommand'])}")
     doc, exit_code = run_local(cfg, spec, image_paths, name=name, live=sys.stderr.isatty())
     return Result(doc, summary(doc), exit_code)
+
+
+# -- Katib on Kubernetes (experiment.namespace; the current kubeconfig or the in-cluster account) ----
+def _cluster_name(cfg, file: Path | None, name: str | None, data_version: str | None) -> str:
+    from pyhelpers.experiment.katib import resolve_name
+
+    return resolve_name(cfg, file, name, data_version)[0]
+
+
+_name_option = click.option("--name", help="Experiment name (default: metadata.name + the data version of HEAD).")
+_file_option = click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path),
+                            help="Experiment file (default: experiment.file of mlops.yaml).")
+_dv_option = click.option("--data-version", help="Data version the Experiment is for (default: that of HEAD).")
+
+
+@leaf(cli, "submit")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@_name_option
+@_dv_option
+def submit(file: Path | None, name: str | None, data_version: str | None) -> Result:
+    """Create the Experiment FILE on Katib, named after the data version (an existing one is reused)."""
+    from pyhelpers.commands._common import load_project_config
+    from pyhelpers.experiment import katib
+    from pyhelpers.experiment.spec import load_spec
+
+    cfg = load_project_config()
+    path = file or cfg.experiment_file
+    spec = load_spec(path)  # the same validation as the local engine, before anything reaches the cluster
+    name, data_version, commit = katib.resolve_name(cfg, path, name, data_version)
+    data = katib.submit(cfg, spec, name, data_version, commit)
+    verb = "created" if data["created"] else f"already exists ({data['phase']})"
+    return Result(data, f"Experiment {data['namespace']}/{name} {verb}")
+
+
+def _best_human(data: dict, doc: dict) -> str:
+    from pyhelpers.experiment.runner import summary
+
+    lines = [summary(doc)]
+    if data["phase"] == "Failed":
+        lines.append(f"  failed: {data['reason']}: {data['message']}")
+    for t in data["failed_trials"]:
+        lines.append(f"  {t['condition'].lower()} trial {t['name']}: {t['message']}")
+    lines.append(f"  status document: {data['status_file']}")
+    return "\n".join(lines)
+
+
+@leaf(cli, "wait")
+@_name_option
+@_file_option
+@_dv_option
+@click.option("--timeout-minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Give up after this long (default: experiment.timeout_minutes).")
+def wait(name: str | None, file: Path | None, data_version: str | None, timeout_minutes: float | None) -> Result:
+    """Watch a Katib Experiment until Succeeded or Failed; write its status document.
+
+    Exit 0 when it Succeeded with a best trial, 1 when it Failed, no trial succeeded or the
+    timeout passed (the Experiment keeps running), 2 when there is no such Experiment.
+    """
+    from pyhelpers.commands._common import load_project_config
+    from pyhelpers.experiment import katib
+
+    cfg = load_project_config()
+    name = _cluster_name(cfg, file, name, data_version)
+    minutes = timeout_minutes or cfg.experiment.timeout_minutes
+    data, doc = katib.wait(cfg, name, minutes * 60)
+    return Result(data, _best_human(data, doc), data["exit_code"])
+
+
+@leaf(cli, "best")
+@_name_option
+@_file_option
+@_dv_option
+def best(name: str | None, file: Path | None, data_version: str | None) -> Result:
+    """Write a Katib Experiment's status document (as the local engine's) and show its best trial."""
+    from pyhelpers.commands._common import load_project_config
+    from pyhelpers.experiment import katib
+
+    cfg = load_project_config()
+    data, doc = katib.best(cfg, _cluster_name(cfg, file, name, data_version))
+    return Result(data, _best_human(data, doc), data["exit_code"])
+
+
+@leaf(cli, "delete")
+@_name_option
+@_file_option
+@_dv_option
+def delete(name: str | None, file: Path | None, data_version: str | None) -> Result:
+    """Delete a Katib Experiment (and, through Katib's owner references, its Trials)."""
+    from pyhelpers.commands._common import load_project_config
+    from pyhelpers.experiment import katib
+
+    cfg = load_project_config()
+    data = katib.delete(cfg, _cluster_name(cfg, file, name, data_version))
+    return Result(data, f"Experiment {data['namespace']}/{data['name']}: "
+                  f"{'deleted' if data['deleted'] else 'not found (nothing to delete)'}")
+
+
+@leaf(cli, "logs")
+@click.argument("trial")
+@click.option("--container", help="Container (default: Katib's StdOut collector sidecar, else the primary container).")
+def logs(trial: str, container: str | None) -> Result:
+    """Print the output of Katib trial TRIAL (from its pod)."""
+    from pyhelpers.commands._common import load_project_config
+    from pyhelpers.experiment import katib
+
+    data = katib.logs(load_project_config(), trial, container)
+    return Result(data, data["log"])
+
+
+@leaf(cli, "report")
+@click.argument("name", required=False, metavar="[NAME|FILE]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.md and trials.png (default: next to the status document).")
+@click.option("--top", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="How many trials the table lists.")
+def report(name: str | None, out_dir: Path | None, top: int) -> Result:
+    """Markdown summary and PNG plot of an Experiment's trials (for pull requests and Slack).
+
+    NAME is the Experiment's name, its Katib YAML file or an experiment.json (default: the
+    Experiment run last here, else experiment.file of mlops.yaml). Writes report.md and trials.png.
+    """
+    from pyhelpers.experiment.report import build_report
+
+    out = build_report(config_or_default(), name, out_dir, top)
+    return Result(out, f"{out['summary']}\n  {out['markdown']}\n  {out['plot']}")

@@ -1,0 +1,217 @@
+"""k8s/: core kinds against the Kubernetes OpenAPI schemas (kubernetes-validate), CRD kinds against
+the upstream CRDs in ../shared/crds, the Argo CD health Lua run for real, the PrometheusRule through
+`promtool check rules` and `promtool test rules`, every dashboard PromQL expression parsed by promtool."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests import crds
+
+K8S = Path(__file__).resolve().parents[1] / "k8s"
+CORE_KINDS = {"Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Secret"}
+CRD_KINDS = {"Application", "PodMonitor", "PrometheusRule"}
+
+
+def manifests() -> list[tuple[str, dict]]:
+    out = []
+    for path in sorted(K8S.rglob("*.yaml")):
+        if "tests" in path.relative_to(K8S).parts:
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                out.append((f"{path.relative_to(K8S)}:{doc['kind']}/{doc['metadata']['name']}", doc))
+    return out
+
+
+def one(kind: str, name: str | None = None) -> dict:
+    found = [d for _, d in manifests() if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"{kind} {name}: {len(found)} found"
+    return found[0]
+
+
+def test_every_manifest_is_of_a_validated_kind():
+    kinds = {d["kind"] for _, d in manifests()}
+    assert kinds <= CORE_KINDS | CRD_KINDS, kinds - CORE_KINDS - CRD_KINDS
+    assert {"Namespace", "Role", "Secret", "Application", "PodMonitor", "PrometheusRule", "ConfigMap"} <= kinds
+
+
+@pytest.mark.parametrize("where,doc", [m for m in manifests() if m[1]["kind"] in CORE_KINDS], ids=lambda v: v if isinstance(v, str) else "")
+def test_core_kinds_validate_against_kubernetes_schemas(where, doc):
+    kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (test extra)")
+    kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+@pytest.mark.parametrize("where,doc", [m for m in manifests() if m[1]["kind"] in CRD_KINDS], ids=lambda v: v if isinstance(v, str) else "")
+def test_crd_kinds_validate_against_upstream_crds(where, doc):
+    crds.require_crds()
+    assert crds.validate(doc) == []
+
+
+def test_rbac_is_exactly_what_mlops_needs():
+    def rules(name):
+        return {(g, r, tuple(sorted(rule["verbs"]))) for rule in one("Role", name)["rules"]
+                for g in rule["apiGroups"] for r in rule["resources"]}
+
+    crud = tuple(sorted(["create", "get", "list", "watch", "delete"]))
+    assert rules("mlops-experiments") == {("kubeflow.org", "experiments", crud), ("kubeflow.org", "trials", crud),
+                                          ("", "pods", ("list",)), ("", "pods/log", ("get",))}
+    assert rules("mlops-applications-reader") == {("argoproj.io", "applications", ("get", "list", "watch"))}
+    for _, doc in manifests():
+        if doc["kind"] == "RoleBinding":
+            assert doc["subjects"] == [{"kind": "ServiceAccount", "name": "mlops-jenkins", "namespace": "mlops"}]
+    assert "katib.kubeflow.org/metrics-collector-injection" in one("Namespace", "mlops")["metadata"]["labels"]
+
+
+def test_storage_secret_is_a_template_without_values():
+    secret = one("Secret")
+    assert "data" not in secret
+    for key, value in secret["stringData"].items():
+        if re.search(r"KEY|SECRET|TOKEN|PASSWORD", key):
+            assert value == "", key
+
+
+def test_application_matches_the_example_cluster_profile():
+    from pyhelpers.config import load_config
+
+    cfg = load_config(K8S.parent / "examples" / "taxi-fare" / "mlops.yaml", "cluster", environ={})
+    app = one("Application")
+    assert app["metadata"]["name"] == cfg.argocd_application and app["metadata"]["namespace"] == cfg.argocd.namespace
+    assert app["spec"]["source"]["path"] == str(Path(cfg.gitops_path).parent)
+    assert app["spec"]["source"]["repoURL"] == cfg.gitops.repo and app["spec"]["source"]["targetRevision"] == cfg.gitops.branch
+    assert app["spec"]["destination"]["namespace"] == cfg.deploy.namespace
+    assert one("Secret")["metadata"]["name"] == cfg.deploy.storage_secret
+
+
+@pytest.mark.parametrize("status,health", [
+    ({"state": "Available"}, "Healthy"),
+    ({"state": "Failed", "description": "Deployment does not have minimum availability."}, "Degraded"),
+    ({"state": "Failed"}, "Degraded"),
+    ({"state": "Creating"}, "Progressing"),
+    (None, "Progressing"),
+])
+def test_seldon_health_lua(status, health):
+    lupa = pytest.importorskip("lupa", reason="pip install lupa (test extra) to run Argo CD's Lua health check")
+    cm = one("ConfigMap", "argocd-cm")
+    script = cm["data"]["resource.customizations.health.machinelearning.seldon.io_SeldonDeployment"]
+    lua = lupa.LuaRuntime(unpack_returned_tuples=True)
+    obj = {"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment", "metadata": {"name": "m"}}
+    if status is not None:
+        obj["status"] = status
+    hs = lua.execute(f"return function(obj)\n{script}\nend")(lua.table_from(obj, recursive=True))
+    assert hs["status"] == health
+    assert hs["message"]
+    if status and status.get("description"):
+        assert hs["message"] == status["description"]
+
+
+def test_podmonitor_never_sets_a_model_target_label():
+    monitor = one("PodMonitor")
+    targets = {r.get("targetLabel") for ep in monitor["spec"]["podMetricsEndpoints"] for r in ep.get("relabelings", [])}
+    assert "model" not in targets and "model_name" not in targets  # MLServer's own labels
+    assert {"job", "seldon_deployment", "mlops_model_version"} <= targets
+
+
+# -- promtool ----------------------------------------------------------------------------------------
+def promtool() -> str:
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool not installed (apt-get install --no-install-recommends prometheus)")
+    return tool
+
+
+def check_rules(tmp_path: Path, groups: list[dict]) -> subprocess.CompletedProcess:
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    return subprocess.run([promtool(), "check", "rules", str(path)], capture_output=True, text=True)
+
+
+def test_prometheus_rules_pass_promtool_check(tmp_path):
+    proc = check_rules(tmp_path, one("PrometheusRule")["spec"]["groups"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_prometheus_rule_unit_tests_make_every_alert_fire(tmp_path):
+    rule = one("PrometheusRule")
+    check_rules(tmp_path, rule["spec"]["groups"])
+    unit = K8S / "monitoring" / "tests" / "prometheusrule.test.yaml"
+    shutil.copy(unit, tmp_path / unit.name)
+    proc = subprocess.run([promtool(), "test", "rules", unit.name], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0 and "SUCCESS" in proc.stdout, proc.stdout + proc.stderr
+
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert alerts == {"MlopsModelHighErrorRate", "MlopsModelHighLatencyP95", "MlopsModelNoTraffic", "MlopsModelServerDown"}
+    cases = yaml.safe_load(unit.read_text())["tests"]
+    fired = {t["alertname"] for c in cases for t in c.get("alert_rule_test", []) if t.get("exp_alerts")}
+    silent = {t["alertname"] for c in cases for t in c.get("alert_rule_test", []) if not t.get("exp_alerts")}
+    assert fired == alerts and silent == alerts
+
+
+def test_unit_tests_can_fail(tmp_path):
+    """A wrong threshold must make `promtool test rules` fail (the tests are not vacuous)."""
+    groups = one("PrometheusRule")["spec"]["groups"]
+    for g in groups:
+        for r in g["rules"]:
+            if r.get("alert") == "MlopsModelServerDown":
+                r["expr"] = r["expr"].replace("== 0", "== 2")
+    check_rules(tmp_path, groups)
+    shutil.copy(K8S / "monitoring" / "tests" / "prometheusrule.test.yaml", tmp_path / "t.yaml")
+    proc = subprocess.run([promtool(), "test", "rules", "t.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0 and "MlopsModelServerDown" in proc.stdout + proc.stderr
+
+
+# -- the Grafana dashboard -----------------------------------------------------------------------------
+GRAFANA_VARS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+
+
+def dashboard() -> dict:
+    return json.loads(one("ConfigMap", "mlops-model-serving-dashboard")["data"]["mlops-model-serving.json"])
+
+
+def dashboard_exprs(dash: dict) -> list[str]:
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    for var in dash["templating"]["list"]:
+        query = var.get("query")
+        query = query.get("query") if isinstance(query, dict) else query
+        m = re.match(r"^label_values\((.+),\s*\w+\)$", query or "")
+        if m:  # Grafana's label_values(selector, label): the selector is PromQL
+            exprs.append(m.group(1))
+    return exprs
+
+
+def grafana_to_promql(expr: str) -> str:
+    for var, value in GRAFANA_VARS.items():
+        expr = expr.replace(var, value)
+    return re.sub(r"\$\{?(\w+)\}?", r"grafana_var_\1", expr)  # template variables become plain label values
+
+
+def test_dashboard_covers_the_required_panels():
+    titles = {p["title"] for p in dashboard()["panels"]}
+    assert {"Request rate", "Request latency percentiles", "Error ratio", "Deployed model version"} <= titles
+    latency = next(p for p in dashboard()["panels"] if p["title"] == "Request latency percentiles")
+    assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
+
+
+def test_every_dashboard_expression_parses_with_promtool(tmp_path):
+    exprs = dashboard_exprs(dashboard())
+    assert len(exprs) >= 8
+    groups = [{"name": "dashboard", "rules": [{"record": f"dashboard:expr_{i}", "expr": grafana_to_promql(e)}
+                                              for i, e in enumerate(exprs)]}]
+    proc = check_rules(tmp_path, groups)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # and the check is real: a broken expression is refused
+    broken = check_rules(tmp_path, [{"name": "x", "rules": [{"record": "x:y", "expr": "sum by (le (rate(x[5m]))"}]}])
+    assert broken.returncode != 0
+
+
+def test_dashboard_uses_recorded_series_that_exist():
+    recorded = {r["record"] for g in one("PrometheusRule")["spec"]["groups"] for r in g["rules"] if "record" in r}
+    used = set(re.findall(r"\b(mlops:[\w:]+)", " ".join(dashboard_exprs(dashboard()))))
+    assert used and used <= recorded

@@ -1,0 +1,258 @@
+"""`mlops experiment submit|wait|best|delete|logs` against a local Kubernetes API server.
+
+The real kubernetes client (watch included) talks to tests/fakes/k8s.py through a kubeconfig
+written here; status documents are shaped like Katib v1beta1's. The kubeconfig's token is a
+canary that must never appear in any output or written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import BIN, MLOPS, run_mlops, write_experiment
+from tests.fakes.k8s import KubeServer, katib_experiment_status, katib_trial
+
+CANARY = "k8s-CANARY-token-5d1e"
+NS = "ml-exp"
+EXP = ("kubeflow.org/v1beta1", "experiments", NS)
+
+
+@pytest.fixture
+def kube(tmp_path):
+    with KubeServer(token=CANARY) as server:
+        server.kubeconfig_path = server.kubeconfig(tmp_path / "kubeconfig")
+        yield server
+
+
+def env_for(server: KubeServer) -> dict:
+    return {"KUBECONFIG": str(server.kubeconfig_path), "MLOPS_K8S_NAMESPACE": NS}
+
+
+def run(server, *args, cwd):
+    r = run_mlops(*args, cwd=cwd, env=env_for(server), timeout=120)
+    assert CANARY not in r.out + r.err
+    return r
+
+
+def start(server, *args, cwd) -> subprocess.Popen:
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "SLACK_"))}
+    env = {**inherited, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **env_for(server)}
+    return subprocess.Popen([MLOPS, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=120)
+    assert CANARY not in out + err
+    return proc.returncode, out, err
+
+
+def watching(server, since: int = 0) -> dict:
+    return server.wait_for_request(lambda r: r["watch"] and r["path"].endswith("/experiments")
+                                   and r["n"] >= since)
+
+
+def submitted(server, project) -> dict:
+    r = run(server, "experiment", "submit", "--json", cwd=project)
+    assert r.code == 0, r
+    return server.get(EXP[0], EXP[1], NS, r.json()["name"])
+
+
+def complete(server, exp: dict, outcome: str = "Succeeded") -> list[dict]:
+    """Play Katib's controllers: three trials, then the Experiment's final status."""
+    trials = [katib_trial(exp, 1, {"learning-rate": "0.1", "n-estimators": "60"}, "Succeeded",
+                          {"validation-rmse": 2.5, "train-rmse": 2.0}),
+              katib_trial(exp, 2, {"learning-rate": "0.2", "n-estimators": "80"}, "Succeeded",
+                          {"validation-rmse": 1.5, "train-rmse": 1.1}),
+              katib_trial(exp, 3, {"learning-rate": "0.3", "n-estimators": "40"}, "Failed")]
+    for t in trials:
+        server.put(t, "trials")
+    if outcome == "Succeeded":
+        status = katib_experiment_status(exp, trials, "Succeeded", "ExperimentMaxTrialsReached",
+                                         "Experiment has succeeded because max trial count has reached", best=trials[1])
+    else:
+        status = katib_experiment_status(exp, trials, "Failed", "ExperimentFailed",
+                                         "Experiment has failed because max failed count has reached")
+    server.patch(EXP[0], EXP[1], NS, exp["metadata"]["name"], {"status": status})
+    return trials
+
+
+def test_submit_creates_once_per_data_version(kube, project):
+    from pyhelpers.config import load_config
+    from pyhelpers.data import data_version
+    from pyhelpers.line.data_line import experiment_name
+
+    r1 = run(kube, "experiment", "submit", "--json", cwd=project)
+    assert r1.code == 0, r1
+    first = r1.json()
+    version = data_version(load_config(project / "mlops.yaml"), "HEAD")
+    assert first["created"] is True and first["name"] == experiment_name("taxi-fare-tuning", version)
+    obj = kube.get(*EXP[:2], NS, first["name"])
+    spec_doc = yaml.safe_load((project / "katib" / "experiment.yaml").read_text())
+    assert obj["spec"] == spec_doc["spec"] and obj["metadata"]["namespace"] == NS
+    ann = obj["metadata"]["annotations"]
+    assert ann["mlops.io/data-version"] == version and ann["mlops.io/spec-file"] == "katib/experiment.yaml"
+    assert ann["mlops.io/git-commit"] == first["git_commit"]
+
+    r2 = run(kube, "experiment", "submit", "--json", cwd=project)
+    assert r2.code == 0, r2
+    assert r2.json()["created"] is False and r2.json()["status"] == "unchanged" and r2.json()["uid"] == first["uid"]
+    assert "already exists" in r2.err
+    assert len(kube.items(*EXP)) == 1
+    posts = [q for q in kube.requests if q["method"] == "POST"]
+    assert len(posts) == 2  # the second create met 409 AlreadyExists and found the existing one
+
+
+def test_submit_rejects_a_bad_spec_before_the_cluster(kube, project):
+    spec = project / "katib" / "experiment.yaml"
+    spec.write_text(spec.read_text().replace("maxTrialCount: 8", "maxTrialCount: 1"))
+    r = run(kube, "experiment", "submit", cwd=project)
+    assert r.code == 2 and "experiment.yaml" in r.err and "parallelTrialCount" in r.err, r
+    assert not kube.requests
+
+
+def test_wait_follows_the_watch_resumes_after_410_and_writes_the_local_shape(kube, project, local_doc):
+    exp = submitted(kube, project)
+    name = exp["metadata"]["name"]
+    proc = start(kube, "experiment", "wait", "--json", cwd=project)
+    first = watching(kube)
+    kube.patch(EXP[0], EXP[1], NS, name, {"status": katib_experiment_status(exp, [], None)})
+    kube.expire_watches()  # history compacted: resuming from the old resourceVersion answers 410
+    watching(kube, first["n"] + 1)
+    trials = complete(kube, exp)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert any(q.get("expired") for q in kube.requests), "the client never resumed from a stale resourceVersion"
+    assert "410" in err and "resuming" in err
+    # no sleep-polling: a handful of list/watch requests, not one per interval
+    assert sum(q["method"] == "GET" for q in kube.requests) < 12
+
+    data = json.loads(out)
+    assert data["phase"] == "Succeeded" and data["best_trial"]["name"] == trials[1]["metadata"]["name"]
+    assert data["best_trial"]["parameters"] == {"learning-rate": "0.2", "n-estimators": "80"}
+    assert [t["name"] for t in data["failed_trials"]] == [trials[2]["metadata"]["name"]]
+    doc = json.loads(Path(data["status_file"]).read_text())
+    assert Path(data["status_file"]) == project / ".mlops" / "experiments" / name / "experiment.json"
+    assert (project / ".mlops" / "experiments" / "latest").read_text().strip() == name
+    # the same shape as the local engine's document
+    assert set(local_doc) <= set(doc) and set(local_doc["status"]) <= set(doc["status"])
+    assert set(local_doc["trials"][0]) == set(doc["trials"][0])
+    assert set(local_doc["status"]["currentOptimalTrial"]) == set(doc["status"]["currentOptimalTrial"])
+    assert [t["condition"] for t in doc["trials"]] == ["Succeeded", "Succeeded", "Failed"]
+    assert doc["status"]["trialsKilled"] == 0 and doc["status"]["killedTrialList"] == []
+    assert CANARY not in json.dumps(doc)
+
+    from pyhelpers.config import load_config
+    from pyhelpers.experiment.status import best_trial, load_status, phase
+    from pyhelpers.model.train import finished_best_trial
+
+    cfg = load_config(project / "mlops.yaml")
+    loaded = load_status(cfg, name)
+    assert phase(loaded) == "Succeeded" and best_trial(loaded)["metrics"]["validation-rmse"]["latest"] == "1.5"
+    assert finished_best_trial(cfg, name)[1]["name"] == trials[1]["metadata"]["name"]  # what `model train` reads
+    notified = run(kube, "notify", "experiment", cwd=project)  # defaults to the latest experiment
+    assert notified.code == 0 and name in notified.out, notified
+
+
+def test_wait_reports_a_failed_experiment_with_its_failed_trials(kube, project):
+    exp = submitted(kube, project)
+    trials = complete(kube, exp, outcome="Failed")
+    r = run(kube, "experiment", "wait", cwd=project)
+    assert r.code == 1, r
+    assert "ExperimentFailed" in r.out and "max failed count" in r.out
+    assert f"failed trial {trials[2]['metadata']['name']}: Trial has failed" in r.out
+
+
+def test_wait_reconnects_when_the_stream_ends_and_retries_5xx(kube, project):
+    exp = submitted(kube, project)
+    kube.fail("GET", r"/experiments$", 500, times=2, watch=False)  # the initial list
+    proc = start(kube, "experiment", "wait", "--json", cwd=project)
+    first = watching(kube)
+    kube.fail("GET", r"/experiments$", 503, times=1, watch=True)
+    kube.drop_watches()  # e.g. a load balancer cut the stream: reconnect from the same resourceVersion
+    watching(kube, first["n"] + 2)
+    complete(kube, exp)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    assert "answered 500; retrying" in err and "503" in err
+    assert not any(q.get("expired") for q in kube.requests)
+
+
+def test_wait_times_out_with_exit_1(kube, project):
+    exp = submitted(kube, project)
+    kube.patch(EXP[0], EXP[1], NS, exp["metadata"]["name"], {"status": katib_experiment_status(exp, [], None)})
+    started = time.monotonic()
+    r = run(kube, "experiment", "wait", "--timeout-minutes", "0.04", cwd=project)
+    assert r.code == 1 and "still Running after 2.4s" in r.err, r
+    assert time.monotonic() - started < 30
+
+
+def test_unknown_experiment_is_bad_input(kube, project):
+    r = run(kube, "experiment", "wait", "--name", "nope", cwd=project)
+    assert r.code == 2 and "no Experiment 'nope' in namespace 'ml-exp'" in r.err, r
+    r = run(kube, "experiment", "best", "--name", "nope", cwd=project)
+    assert r.code == 2, r
+
+
+def test_persistent_5xx_fails_with_exit_1(kube, project):
+    kube.fail("POST", r"/experiments$", 500, times=10)
+    r = run(kube, "experiment", "submit", cwd=project)
+    assert r.code == 1 and "Kubernetes API error 500" in r.err, r
+    assert sum(q["method"] == "POST" for q in kube.requests) == 6  # bounded: 1 + 5 retries
+
+
+def test_wrong_token_is_a_clear_error_without_the_token(kube, project, tmp_path):
+    cfg = yaml.safe_load(kube.kubeconfig_path.read_text())
+    cfg["users"][0]["user"]["token"] = "wrong-" + CANARY
+    bad = tmp_path / "bad-kubeconfig"
+    bad.write_text(yaml.safe_dump(cfg))
+    r = run_mlops("experiment", "submit", cwd=project, env={"KUBECONFIG": str(bad), "MLOPS_K8S_NAMESPACE": NS})
+    assert r.code == 1 and "401 Unauthorized" in r.err, r
+    assert CANARY not in r.out + r.err
+
+
+def test_best_of_a_running_experiment_and_delete(kube, project):
+    exp = submitted(kube, project)
+    name = exp["metadata"]["name"]
+    r = run(kube, "experiment", "best", "--json", cwd=project)
+    assert r.code == 1 and r.json()["best_trial"] is None and r.json()["phase"] == "Created", r
+    complete(kube, exp)
+    r = run(kube, "experiment", "best", "--json", "--name", name, cwd=project)
+    assert r.code == 0 and r.json()["best_trial"]["metrics"]["validation-rmse"]["min"] == "1.5", r
+
+    r = run(kube, "experiment", "delete", "--json", cwd=project)
+    assert r.code == 0 and r.json()["deleted"] is True, r
+    assert kube.items(*EXP) == []
+    r = run(kube, "experiment", "delete", "--json", cwd=project)
+    assert r.code == 0 and r.json()["status"] == "unchanged", r
+
+
+def test_logs_of_a_trial(kube, project):
+    exp = submitted(kube, project)
+    trial = complete(kube, exp)[0]
+    tname = trial["metadata"]["name"]
+    kube.put({"apiVersion": "v1", "kind": "Pod",
+              "metadata": {"name": f"{tname}-abcde", "namespace": NS, "labels": {"katib.kubeflow.org/trial": tname}},
+              "spec": {"containers": [{"name": "training-container", "image": "x"},
+                                      {"name": "metrics-logger-and-collector", "image": "y"}]}}, "pods")
+    kube.pod_logs[(NS, f"{tname}-abcde", "metrics-logger-and-collector")] = "epoch=1 validation-rmse=2.5\n"
+    r = run(kube, "experiment", "logs", tname, cwd=project)
+    assert r.code == 0 and "validation-rmse=2.5" in r.out, r
+    r = run(kube, "experiment", "logs", "--json", complete_name := f"{exp['metadata']['name']}-nope", cwd=project)
+    assert r.code == 2 and complete_name in r.err, r
+
+
+@pytest.fixture(scope="module")
+def local_doc(tmp_path_factory):
+    """A status document written by the local engine, the shape the cluster side must match."""
+    root = tmp_path_factory.mktemp("local-shape")
+    (root / "mlops.yaml").write_text("project: shape-test\n")
+    spec = write_experiment(root / "exp", name="shape", max_trials=2)
+    assert run_mlops("experiment", "run", "--local", str(spec), cwd=root).code == 0
+    return json.loads((root / ".mlops" / "experiments" / "shape" / "experiment.json").read_text())
