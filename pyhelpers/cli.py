@@ -20,7 +20,7 @@ from pyhelpers.errors import BadInput, MlopsError
 GROUPS: dict[str, tuple[str, str]] = {
     "config": ("pyhelpers.commands.config_cmd", "Validate and show the project's mlops.yaml."),
     "data": ("pyhelpers.commands.data_cmd", "DVC-tracked data: status, diff, version, push, pull."),
-    "experiment": ("pyhelpers.commands.experiment_cmd", "Katib Experiments: validate, run locally."),
+    "experiment": ("pyhelpers.commands.experiment_cmd", "Katib Experiments: validate, run locally, submit to Katib, report."),
     "notify": ("pyhelpers.commands.notify_cmd", "Notify people (Slack) about experiments and deployments."),
     "pr": ("pyhelpers.commands.pr_cmd", "Pull requests for data updates (GitHub, or a local file)."),
     "model": ("pyhelpers.commands.model_cmd", "MLflow models: train, register, gate, promote, rollback."),

@@ -131,3 +131,17 @@ def test_cli_validate_exit_codes(mlops, spec_file):
 def test_field_table_matches_the_installed_katib_sdk():
     pytest.importorskip("kubeflow.katib", reason="kubeflow-katib not installed (extra 'katib')")
     assert katib_fields.generate() == katib_fields.table()
+
+
+def test_katib_engine_accepts_katib_features_but_not_typos(spec_file):
+    text = spec_file.read_text().replace("algorithmName: random", "algorithmName: hyperband").replace(
+        "    algorithmSettings:\n      - name: random_state\n        value: \"1\"\n", "")
+    text = text.replace("  parameters:", "  earlyStopping:\n    algorithmName: medianstop\n  parameters:", 1)
+    text = text.replace("  maxTrialCount: 4\n", "")
+    spec_file.write_text(text)
+    assert "not supported by the local engine" in rejected(spec_file)
+    spec = load_spec(spec_file, engine="katib")
+    assert spec.algorithm == "hyperband" and spec.max_trials is None
+    spec_file.write_text(text.replace("parallelTrialCount", "parallelTrialCont"))
+    with pytest.raises(BadInput, match="did you mean 'parallelTrialCount'"):
+        load_spec(spec_file, engine="katib")

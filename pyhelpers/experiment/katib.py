@@ -54,7 +54,7 @@ def resolve_name(cfg, spec_file: Path | None, name: str | None, data_version: st
         data_version = data.data_version(cfg, "HEAD")
     if name:
         return name, data_version, commit
-    spec = load_spec(spec_file or cfg.experiment_file)
+    spec = load_spec(spec_file or cfg.experiment_file, engine="katib")
     return experiment_name(spec.name, data_version), data_version, commit
 
 

@@ -1,7 +1,8 @@
 """Load and validate a Katib v1beta1 Experiment for the local engine.
 
 Everything the local engine cannot honour is rejected with a message that says so; nothing
-is silently ignored. Errors name the file, line and field (``exp.yaml:31: spec.parameters[2]
+is silently ignored. With ``engine="katib"`` (a spec submitted to a cluster) only what Katib itself
+would refuse is an error: its own features (hyperband, early stopping, other collectors, …) pass. Errors name the file, line and field (``exp.yaml:31: spec.parameters[2]
 .feasibleSpace.min: ...``) and exit with code 2. No heavy import happens here.
 """
 
@@ -23,6 +24,7 @@ PARAMETER_TYPES = ("double", "int", "discrete", "categorical")
 DISTRIBUTIONS = ("uniform", "logUniform")
 KATIB_ONLY_DISTRIBUTIONS = ("normal", "logNormal")
 COLLECTORS = ("StdOut", "File")
+KATIB_COLLECTORS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "None")
 DEFAULT_PARALLEL = 3  # Katib's default parallelTrialCount
 
 
@@ -90,16 +92,18 @@ class ExperimentSpec:
         return size
 
 
-def load_spec(path: str | Path, text: str | None = None) -> ExperimentSpec:
+def load_spec(path: str | Path, text: str | None = None, engine: str = "local") -> ExperimentSpec:
+    """Validate an Experiment for ``engine``: "local" (this machine) or "katib" (a cluster)."""
     path = Path(path)
     src = parse_yaml(text, str(path)) if text is not None else load_yaml_file(path)
-    return Validator(src, path.resolve().parent).run()
+    return Validator(src, path.resolve().parent, local=engine == "local").run()
 
 
 class Validator:
-    def __init__(self, src: SourcedYaml, spec_dir: Path):
+    def __init__(self, src: SourcedYaml, spec_dir: Path, local: bool = True):
         self.src = src
         self.spec_dir = spec_dir
+        self.local = local
         self.fields = katib_fields.table()
 
     def fail(self, loc: Loc, message: str) -> BadInput:
@@ -180,7 +184,7 @@ class Validator:
             ("earlyStopping", "early stopping needs Katib's early-stopping service"),
             ("nasConfig", "neural architecture search is not supported by the local engine"),
         ):
-            if spec.get(unsupported) is not None:
+            if self.local and spec.get(unsupported) is not None:
                 raise self.fail(("spec", unsupported), f"not supported by the local engine: {why}; "
                                 "remove it or submit the Experiment to Katib")
 
@@ -240,7 +244,7 @@ class Validator:
             raise self.fail(("spec",), "spec.algorithm.algorithmName is required")
         name = alg["algorithmName"]
         problem = algorithms.check_algorithm(name)
-        if problem:
+        if problem and (self.local or name not in algorithms.UNSUPPORTED):
             raise self.fail(("spec", "algorithm", "algorithmName"), problem)
         settings: dict[str, str] = {}
         for i, item in enumerate(alg.get("algorithmSettings") or []):
@@ -250,7 +254,7 @@ class Validator:
             if sname in settings:
                 raise self.fail(("spec", "algorithm", "algorithmSettings", i, "name"), f"setting {sname!r} given twice")
             settings[sname] = item.get("value", "")
-        _, errors = algorithms.convert_settings(name, settings)
+        _, errors = algorithms.convert_settings(name, settings) if name in algorithms.SETTINGS else ({}, {})
         if errors:
             key, message = next(iter(errors.items()))
             index = list(settings).index(key)
@@ -278,10 +282,10 @@ class Validator:
                 raise self.fail(loc, f"parameter {name!r} needs a feasibleSpace")
             sloc = loc + ("feasibleSpace",)
             dist = space.get("distribution") or "uniform"
-            if dist in KATIB_ONLY_DISTRIBUTIONS:
+            if dist in KATIB_ONLY_DISTRIBUTIONS and self.local:
                 raise self.fail(sloc + ("distribution",), f"distribution {dist!r} is not supported by the local "
                                 "engine (Optuna samplers are uniform or log-uniform)")
-            if dist not in DISTRIBUTIONS:
+            if dist not in DISTRIBUTIONS + KATIB_ONLY_DISTRIBUTIONS:
                 raise self.fail(sloc + ("distribution",), f"must be one of uniform, logUniform, normal, logNormal (got {dist!r})")
             if kind in ("categorical", "discrete"):
                 values = space.get("list")
@@ -335,7 +339,7 @@ class Validator:
                 raise self.fail(("spec", key), f"must be at least 1 (got {value})")
         if max_failed is not None and max_failed < 0:
             raise self.fail(("spec", "maxFailedTrialCount"), f"must not be negative (got {max_failed})")
-        if max_trials is None and algorithm != "grid":
+        if max_trials is None and algorithm != "grid" and self.local:
             raise self.fail(("spec",), "spec.maxTrialCount is required by the local engine "
                             "(without it only a goal or an exhausted grid would end the search)")
         if max_trials is not None and parallel > max_trials:
@@ -347,6 +351,8 @@ class Validator:
         mcs = spec.get("metricsCollectorSpec") or {}
         loc = ("spec", "metricsCollectorSpec")
         kind = (mcs.get("collector") or {}).get("kind") or "StdOut"
+        if kind in KATIB_COLLECTORS and not self.local:
+            return kind, (mcs.get("source") or {}).get("filter", {}).get("metricsFormat"), None, "TEXT"
         if kind not in COLLECTORS:
             raise self.fail(loc + ("collector", "kind"), f"collector {kind!r} is not supported by the local engine; "
                             "supported: StdOut, File")
@@ -382,6 +388,8 @@ class Validator:
         loc = ("spec", "trialTemplate")
         if not isinstance(tt, dict):
             raise self.fail(("spec",), "spec.trialTemplate is required")
+        if tt.get("configMap") is not None and not self.local:
+            return  # Katib reads the template from the ConfigMap; it is not here to check
         if tt.get("configMap") is not None:
             raise self.fail(loc + ("configMap",), "trial templates from a ConfigMap are not supported by the local "
                             "engine; inline the template as trialTemplate.trialSpec")
@@ -419,7 +427,7 @@ class Validator:
         if container is None:
             what = f"no container named {primary!r}" if primary else "several containers: set primaryContainerName"
             raise self.fail(loc + ("trialSpec",), f"cannot find the primary container ({what})")
-        if not container.get("command"):
+        if not container.get("command") and self.local:
             raise self.fail(loc + ("trialSpec",), f"container {container.get('name')!r} has no command; "
                             "the local engine runs the command, not the image's entrypoint")
 
