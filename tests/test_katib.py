@@ -256,3 +256,22 @@ def local_doc(tmp_path_factory):
     spec = write_experiment(root / "exp", name="shape", max_trials=2)
     assert run_mlops("experiment", "run", "--local", str(spec), cwd=root).code == 0
     return json.loads((root / ".mlops" / "experiments" / "shape" / "experiment.json").read_text())
+
+
+def test_data_line_runs_the_experiment_on_katib(kube, project):
+    config = project / "mlops.yaml"
+    config.write_text(config.read_text().replace("  namespace: kubeflow\n", "  namespace: kubeflow\n  engine: katib\n", 1))
+    proc = start(kube, "line", "data", "--json", cwd=project)
+    kube.wait_for_request(lambda r: r["watch"] and r["path"].endswith("/experiments"))
+    (exp,) = kube.items(*EXP)
+    trials = complete(kube, exp)
+    code, out, err = finish(proc)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["engine"] == "katib" and result["status"] == "completed"
+    assert result["experiment"] == exp["metadata"]["name"]
+    assert result["best_trial"]["name"] == trials[1]["metadata"]["name"]
+    assert result["notification"]["via"] == "log"
+    r = run(kube, "line", "data", "--json", cwd=project)
+    assert r.code == 0 and r.json()["status"] == "unchanged", r
+    assert len(kube.items(*EXP)) == 1

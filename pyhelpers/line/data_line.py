@@ -29,10 +29,10 @@ def _log(message: str) -> None:
 
 
 def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = False) -> tuple[dict[str, Any], int]:
-    if not local and cfg.experiment.engine != "local":
-        raise BadInput("experiment.engine 'katib' runs through `mlops experiment submit`, which this "
-                       "version does not have yet; use --local", source=cfg.source)
-    spec = load_spec(cfg.experiment_file)  # a bad spec stops the line before anything happens
+    """``local``: the local engine whatever experiment.engine says; else experiment.engine decides."""
+    on_katib = not local and cfg.experiment.engine == "katib"
+    # a bad spec stops the line before anything happens
+    spec = load_spec(cfg.experiment_file, engine="katib" if on_katib else "local")
     state = data.status(cfg)
     version, commit = state["data_version"], state["git_commit"]
     if commit is None:
@@ -64,9 +64,12 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
     _log(f"data pushed to {pushed['remote']} ({pushed['pushed_files']} new file(s))")
 
     name = experiment_name(spec.name, version)
-    _log(f"running experiment {name} ({spec.algorithm}, up to {spec.max_trials} trials, {spec.parallel} at a time)")
-    annotations = {"mlops.io/data-version": version, "mlops.io/git-commit": commit}
-    doc, code = run_local(cfg, spec, cfg.image_path_map(), name=name, annotations=annotations, live=live)
+    if on_katib:
+        doc, code = _run_on_katib(cfg, spec, name, version, commit)
+    else:
+        _log(f"running experiment {name} ({spec.algorithm}, up to {spec.max_trials} trials, {spec.parallel} at a time)")
+        annotations = {"mlops.io/data-version": version, "mlops.io/git-commit": commit}
+        doc, code = run_local(cfg, spec, cfg.image_path_map(), name=name, annotations=annotations, live=live)
     import os
 
     message = notify.experiment_message(doc, cfg.notify.link or os.environ.get("BUILD_URL"))
@@ -75,6 +78,7 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
     if code == 0:
         data.mark_processed(cfg, version, commit, experiment=name)
     result.update({
+        "engine": "katib" if on_katib else "local",
         "status": "completed" if code == 0 else "failed",
         "diff": {"summary": change["summary"], "files": change["files"], "bytes_added": change["bytes_added"]},
         "pushed_files": pushed["pushed_files"],
@@ -85,3 +89,14 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
         "notification": {"via": delivery["via"], "channel": delivery["channel"], "text": message["text"]},
     })
     return result, code
+
+
+def _run_on_katib(cfg, spec, name: str, version: str, commit: str) -> tuple[dict, int]:
+    """Submit (or find: the name comes from the data version) the Experiment and watch it to the end."""
+    from pyhelpers.experiment import katib
+
+    submitted = katib.submit(cfg, spec, name, version, commit)
+    _log(f"experiment {cfg.experiment.namespace}/{name} {'created' if submitted['created'] else 'already exists'} "
+         "on Katib; waiting for it")
+    data, doc = katib.wait(cfg, name, cfg.experiment.timeout_minutes * 60)
+    return doc, data["exit_code"]
