@@ -97,3 +97,40 @@ def scale(counts=(10, 100, 500), repeats: int = 1) -> list[dict]:
 if __name__ == "__main__":
     for r in run():
         print(r)
+
+
+def sample_project(repeats: int = 1) -> list[dict]:
+    """The sample project's Experiment (8 trials, 2 at a time) vs running its 8 trials by hand, one by one."""
+    import json
+    import subprocess
+    import time
+
+    from common import REPO, env_with_venv
+
+    from pyhelpers.experiment.spec import load_spec
+    from pyhelpers.experiment.template import trial_command
+
+    folder = Path(tempfile.mkdtemp(prefix="mlops-bench-sample-"))
+    project = folder / "taxi-fare"
+    try:
+        subprocess.run([str(REPO / "examples" / "prepare_demo.sh"), str(project)], check=True,
+                       capture_output=True, env=env_with_venv())
+        engine, by_hand = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([str(BIN / "mlops"), "experiment", "run", "--local"], cwd=project, check=True,
+                           capture_output=True, env=env_with_venv())
+            engine.append(time.perf_counter() - start)
+            doc = json.loads((project / ".mlops" / "experiments" / "taxi-fare-tuning" / "experiment.json").read_text())
+            spec = load_spec(project / "katib" / "experiment.yaml")
+            commands = [trial_command(spec.spec, {a["name"]: a["value"] for a in t["parameterAssignments"]}, t["name"],
+                                      {"/app": project}, spec.spec_dir)[0] for t in doc["trials"]]
+            start = time.perf_counter()
+            for argv in commands:
+                subprocess.run(argv, cwd=spec.spec_dir, check=True, capture_output=True)
+            by_hand.append(time.perf_counter() - start)
+        e, h = min(engine), min(by_hand)
+        return [row(f"sample project: its {len(commands)} trials by hand, one after another", h, "s"),
+                row("sample project: mlops experiment run --local (2 at a time) / by hand", e, "s", e / h)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))  # the benchmarks use a few pyhelpers functions directly
 
 
 def env_with_venv() -> dict[str, str]:

@@ -12,7 +12,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_cli  # noqa: E402
+import bench_data  # noqa: E402
 import bench_engine  # noqa: E402
+import bench_lineage  # noqa: E402
 import bench_lines  # noqa: E402
 from common import REPO, row  # noqa: E402
 
@@ -40,7 +42,10 @@ SUITES = {
     "cli": lambda quick: bench_cli.run(repeats=7 if quick else 15),
     "engine": lambda quick: bench_engine.run(repeats=1 if quick else 3),
     "engine-scale": lambda quick: bench_engine.scale((10, 100) if quick else (10, 100, 500)),
+    "engine-sample": lambda quick: bench_engine.sample_project(1 if quick else 2),
+    "data": lambda quick: bench_data.run(*((2000, 40, 3) if quick else (10_000, 200, 5))),
     "lines": lambda quick: bench_lines.run(),
+    "lineage-scale": lambda quick: bench_lineage.run((1, 50) if quick else (1, 50, 500)),
     "serving": serving,
 }
 
