@@ -59,12 +59,16 @@ def call(Map config = [:]) {
                 conditionalStage(state, 'Render', state.promoted, skip) {
                     mlopsDeploy(command: 'render')
                 }
+                Map pushed = [:]
                 conditionalStage(state, 'GitOps push', state.promoted, skip) {
-                    mlopsDeploy(command: 'push', gitopsCredentialsId: creds.githubCredentialsId)
+                    pushed = mlopsDeploy(command: 'push', gitopsCredentialsId: creds.githubCredentialsId)
                 }
                 conditionalStage(state, cluster ? 'Argo CD sync' : 'Serve', state.promoted, skip) {
                     if (cluster) {
+                        // Argo CD must reach the commit just pushed (or a later one containing it)
                         mlopsDeploy(command: 'wait', kubeconfigCredentialsId: creds.kubeconfigCredentialsId,
+                                    gitopsCredentialsId: creds.githubCredentialsId,
+                                    params: pushed.commit ? [revision: pushed.commit] : [:],
                                     timeoutMinutes: cfg.deployTimeoutMinutes)
                     } else {
                         mlopsDeploy(command: 'serve', params: [local: true], timeoutMinutes: cfg.deployTimeoutMinutes)

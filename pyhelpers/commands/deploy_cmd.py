@@ -1,4 +1,4 @@
-"""mlops deploy render|push|serve --local|smoke|stop"""
+"""mlops deploy render|push|wait|serve --local|smoke|stop"""
 
 from __future__ import annotations
 
@@ -40,6 +40,16 @@ def _champion(cfg, champion_file: str | None) -> dict:
     return check_champion(champion)
 
 
+def _rendered(render_manifests, cfg, champion: dict, champion_file: str | None) -> dict[str, str]:
+    """Rendered manifests; a value the champion FILE holds that cannot be rendered names that file."""
+    try:
+        return render_manifests(cfg, champion)
+    except BadInput as exc:
+        if champion_file and not str(exc).startswith(champion_file):
+            raise BadInput(str(exc), source=champion_file) from None
+        raise
+
+
 @leaf(cli, "render")
 @click.option("--champion", metavar="FILE", help=CHAMPION_HELP)
 @click.option("--out", metavar="DIR", help="Folder to write into (default: <state>/manifests).")
@@ -48,9 +58,9 @@ def render(champion, out) -> Result:
     from pyhelpers.deploy.render import render_manifests, write_manifests
 
     cfg = load_project_config()
-    champion = _champion(cfg, champion)
+    champion_file, champion = champion, _champion(cfg, champion)
     out = Path(out).resolve() if out else cfg.state_path("manifests")
-    files = write_manifests(render_manifests(cfg, champion), out)
+    files = write_manifests(_rendered(render_manifests, cfg, champion, champion_file), out)
     changed = any(f["changed"] for f in files)
     data = {"changed": changed, "out_dir": str(out), "model": champion["name"], "version": str(champion["version"]),
             "files": files}
@@ -67,8 +77,8 @@ def push(champion, message) -> Result:
     from pyhelpers.deploy.render import render_manifests
 
     cfg = load_project_config()
-    champion = _champion(cfg, champion)
-    files = render_manifests(cfg, champion)
+    champion_file, champion = champion, _champion(cfg, champion)
+    files = _rendered(render_manifests, cfg, champion, champion_file)
     result = push_manifests(cfg, files, message or commit_message(champion))
     data = {**result, "model": champion["name"], "version": str(champion["version"]),
             "data_version": champion.get("data_version")}
@@ -77,6 +87,47 @@ def push(champion, message) -> Result:
     else:
         human = f"unchanged: {result['repo']} ({result['branch']}) already has these manifests at {result['commit']}"
     return Result(data, human)
+
+
+@leaf(cli, "wait")
+@click.option("--revision", metavar="SHA", help="GitOps commit to wait for (default: the head of gitops.branch).")
+@click.option("--timeout-minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Give up after this long (default: argocd.timeout_minutes).")
+@click.option("--rollback-on-failure", is_flag=True,
+              help="When it fails: revert the GitOps commit (a new commit) and move the champion alias back.")
+def wait(revision, timeout_minutes, rollback_on_failure) -> Result:
+    """Wait until Argo CD has synced the GitOps commit and the application is Healthy.
+
+    Exit 0 when status.sync.revision is the commit, the sync operation Succeeded and health is
+    Healthy; 1 when health is Degraded, the sync operation failed or the timeout passed.
+    """
+    from pyhelpers.deploy import argocd
+
+    if revision:
+        argocd.check_revision(revision)  # bad input before any network call
+    cfg = load_project_config()
+    minutes = timeout_minutes or cfg.argocd.timeout_minutes
+    data = argocd.wait(cfg, revision, minutes * 60)
+    if data["deployed"]:
+        return Result(data, f"deployed: Argo CD application {data['application']} is Synced and Healthy "
+                            f"at {data['revision'][:12]} ({data['waited_seconds']}s)")
+    lines = [f"not deployed: Argo CD application {data['application']} at {data['revision'][:12]}: {data['reason']}"]
+    if rollback_on_failure:
+        log(f"rolling back GitOps commit {data['revision'][:12]} and the champion alias")
+        data["rollback"] = rb = argocd.rollback(cfg, data["revision"], data["reason"])
+        g, c = rb["gitops"], rb["champion"]
+        if g.get("error"):
+            lines.append(f"GitOps revert failed: {g['error']}")
+        elif g["changed"]:
+            lines.append(f"GitOps: pushed revert commit {g['commit'][:12]} of {g['reverted'][:12]} to {g['repo']} ({g['branch']})")
+        else:
+            lines.append(f"GitOps: {g['reverted'][:12]} already reverted on {g['branch']} (unchanged)")
+        if c.get("moved"):
+            lines.append(f"champion: moved back from version {c['previous']} to {c['version']}")
+        else:
+            lines.append(f"champion: not moved: {c.get('reason') or c.get('error')}")
+    log(f"mlops: error: {lines[0]}")  # the line Jenkins' mlopsCli reports as the failure
+    return Result(data, "\n".join(lines), 1)
 
 
 @leaf(cli, "serve")

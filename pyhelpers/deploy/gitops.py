@@ -7,7 +7,11 @@
   fetch, re-apply on the new tip and push again, at most ``cfg.gitops.push_retries`` times.
   Never a force-push.
 - A token (``GITHUB_TOKEN``) reaches git only through ``GIT_ASKPASS`` and the environment of
-  the git process: never the remote URL, ``.git/config``, arguments or messages.
+  the git process: never the remote URL, ``.git/config``, arguments or messages. It is offered to
+  ``https://`` remotes (and ``http://`` on the loopback interface: tests, port-forwards), and git's
+  credential helpers are switched off so no helper stores it.
+- ``revert_commit`` undoes one GitOps commit with a new revert commit pushed the same way (a
+  deployment that failed in Argo CD is rolled back by history, never by rewriting it).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pyhelpers.errors import BadInput, OperationFailed
 TOKEN_ENV = "GITHUB_TOKEN"
 # Inherited variables that would point git at another repository than the one we work in.
 _GIT_REDIRECTS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE")
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _ASKPASS = '#!/bin/sh\ncase "$1" in\n  Username*) echo x-access-token ;;\n  *) echo "$MLOPS_GIT_TOKEN" ;;\nesac\n'
 
 
@@ -39,6 +44,14 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def token_for(remote: str) -> str | None:
+    """GITHUB_TOKEN when ``remote`` may receive it: https, or plain http on this machine only."""
+    parts = urlsplit(remote)
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+        return os.environ.get(TOKEN_ENV) or None
+    return None
 
 
 def _local_path(url: str) -> Path:
@@ -72,22 +85,36 @@ class _Git:
 
 
 def _git(args: list[str], cwd: Path, env: dict, check: bool, secrets: tuple[str, ...]) -> subprocess.CompletedProcess:
+    # credential.helper= empties the helper list: a user's "store" helper would save the token to disk
     proc = subprocess.run(
-        ["git", "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", *args],
+        ["git", "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", "-c", "credential.helper=", *args],
         cwd=cwd, env=env, capture_output=True, text=True,
     )
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         last = detail[-1] if detail else f"exit code {proc.returncode}"
-        raise OperationFailed(f"git {args[0]} failed: {redact(last, secrets)}")
+        raise OperationFailed(f"git {args[0]} failed: {redact(last, secrets)}{auth_hint(last, env)}")
     return proc
 
 
-def _check_inputs(cfg, files: dict[str, str]) -> None:
+def auth_hint(message: str, env: dict) -> str:
+    """What to check when the remote refused the credentials (never the token itself)."""
+    if not re.search(r"Authentication failed|could not read (Username|Password)|\b40[13]\b", message):
+        return ""
+    if "MLOPS_GIT_TOKEN" not in env:
+        return f" ({TOKEN_ENV} is not set, or the remote is not https)"
+    return f" (the remote refused {TOKEN_ENV}: check that it is valid and may write to the repository)"
+
+
+def _check_repo_url(cfg) -> None:
     if urlsplit(cfg.gitops_repo).username or urlsplit(cfg.gitops_repo).password:
         raise BadInput(
             f"gitops.repo: {redact(cfg.gitops_repo)!r} carries credentials; use a plain URL and set {TOKEN_ENV}"
         )
+
+
+def _check_inputs(cfg, files: dict[str, str]) -> None:
+    _check_repo_url(cfg)
     if not files:
         raise BadInput("nothing to push: no manifest files")
     for rel in files:
@@ -129,28 +156,60 @@ def commit_message(champion: dict) -> str:
     )
 
 
+def _remote(cfg, create: bool) -> tuple[str, bool]:
+    """The URL or absolute path git talks to; a local bare repository is created when ``create``."""
+    remote = cfg.gitops_repo
+    if not is_local_repo(remote):
+        return remote, False
+    remote = str(_local_path(remote))
+    return remote, ensure_bare_repo(Path(remote), cfg.gitops.branch) if create else False
+
+
+def _checkout(git: _Git, remote: str, branch: str, tmp: Path) -> bool:
+    """Clone ``branch`` into ``git.workdir``, or start it when the remote has no such branch (False)."""
+    heads = git("ls-remote", "--heads", remote, f"refs/heads/{branch}", cwd=tmp).stdout.strip()
+    if heads:
+        git("clone", "-q", "--no-tags", "--single-branch", "--branch", branch, remote, str(git.workdir), cwd=tmp)
+        return True
+    git("init", "-q", "-b", branch, str(git.workdir), cwd=tmp)  # empty repository or new branch: start it
+    git("remote", "add", "origin", remote)
+    return False
+
+
+def _push(git: _Git, cfg, where: str, base: str | None, attempts: int) -> bool:
+    """Push HEAD to the branch; False when the branch moved meanwhile (reset onto the new tip: re-apply)."""
+    branch = cfg.gitops.branch
+    tracking = f"refs/remotes/origin/{branch}"
+    pushed = git("push", "--porcelain", "origin", f"HEAD:refs/heads/{branch}", check=False)
+    if pushed.returncode == 0:
+        return True
+    # Rejected: retry only when the branch moved under us (a racing push), else report.
+    git("fetch", "-q", "--no-tags", "origin", f"+refs/heads/{branch}:{tracking}", check=False)
+    moved_to = _head(git, tracking)
+    if moved_to is None or moved_to == base:
+        lines = (pushed.stderr or pushed.stdout).strip().splitlines()
+        last = lines[-1] if lines else f"exit code {pushed.returncode}"
+        raise OperationFailed(f"git push to {where} ({branch}) failed: {redact(last, git.secrets)}"
+                              f"{auth_hint(last, git.env)}")
+    if attempts > cfg.gitops.push_retries:
+        raise OperationFailed(
+            f"git push to {where} ({branch}) rejected {attempts} times: the branch keeps "
+            f"moving (gitops.push_retries={cfg.gitops.push_retries})"
+        )
+    git("reset", "-q", "--hard", tracking)
+    return False
+
+
 def push_manifests(cfg, files: dict[str, str], message: str) -> dict:
     """Commit ``files`` (GitOps path -> text) on ``cfg.gitops.branch`` and push; never force."""
     _check_inputs(cfg, files)
-    remote, branch = cfg.gitops_repo, cfg.gitops.branch
-    created = False
-    if is_local_repo(remote):
-        remote = str(_local_path(remote))
-        created = ensure_bare_repo(Path(remote), branch)
-    token = os.environ.get(TOKEN_ENV) if urlsplit(remote).scheme == "https" else None
+    remote, created = _remote(cfg, create=True)
+    branch = cfg.gitops.branch
     result = {"repo": redact(cfg.gitops_repo), "branch": branch, "paths": sorted(files), "created_repo": created}
 
     with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
-        workdir = Path(tmp) / "work"
-        git = _Git(cfg, workdir, token)
-        heads = git("ls-remote", "--heads", remote, f"refs/heads/{branch}", cwd=Path(tmp)).stdout.strip()
-        if heads:
-            git("clone", "-q", "--no-tags", "--single-branch", "--branch", branch, remote, str(workdir), cwd=Path(tmp))
-        else:  # empty repository or new branch: start it
-            git("init", "-q", "-b", branch, str(workdir), cwd=Path(tmp))
-            git("remote", "add", "origin", remote)
-        tracking = f"refs/remotes/origin/{branch}"
-
+        git = _Git(cfg, Path(tmp) / "work", token_for(remote))
+        _checkout(git, remote, branch, Path(tmp))
         attempts = 0
         while True:
             attempts += 1
@@ -159,19 +218,85 @@ def push_manifests(cfg, files: dict[str, str], message: str) -> dict:
                 return {**result, "changed": False, "commit": base, "previous": base, "attempts": attempts}
             git("commit", "-q", "--no-verify", "-m", message)
             commit = _head(git)
-            pushed = git("push", "--porcelain", "origin", f"HEAD:refs/heads/{branch}", check=False)
-            if pushed.returncode == 0:
+            if _push(git, cfg, result["repo"], base, attempts):
                 return {**result, "changed": True, "commit": commit, "previous": base, "attempts": attempts}
-            # Rejected: retry only when the branch moved under us (a racing push), else report.
-            git("fetch", "-q", "--no-tags", "origin", f"+refs/heads/{branch}:{tracking}", check=False)
-            moved_to = _head(git, tracking)
-            if moved_to is None or moved_to == base:
-                lines = (pushed.stderr or pushed.stdout).strip().splitlines()
-                why = redact(lines[-1] if lines else f"exit code {pushed.returncode}", git.secrets)
-                raise OperationFailed(f"git push to {result['repo']} ({branch}) failed: {why}")
-            if attempts > cfg.gitops.push_retries:
-                raise OperationFailed(
-                    f"git push to {result['repo']} ({branch}) rejected {attempts} times: the branch keeps "
-                    f"moving (gitops.push_retries={cfg.gitops.push_retries})"
-                )
-            git("reset", "-q", "--hard", tracking)  # re-apply our files on the new tip
+
+
+def branch_head(cfg) -> str | None:
+    """The commit the GitOps branch points at on the remote (None: no such branch yet)."""
+    _check_repo_url(cfg)
+    remote, _ = _remote(cfg, create=False)
+    if is_local_repo(cfg.gitops_repo) and not Path(remote).exists():
+        return None
+    with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
+        git = _Git(cfg, Path(tmp) / "work", token_for(remote))
+        out = git("ls-remote", "--heads", remote, f"refs/heads/{cfg.gitops.branch}", cwd=Path(tmp)).stdout.split()
+    return out[0] if out else None
+
+
+def is_ancestor(cfg, ancestor: str, descendant: str) -> bool:
+    """Whether commit ``descendant`` of the GitOps branch contains commit ``ancestor``."""
+    _check_repo_url(cfg)
+    remote, _ = _remote(cfg, create=False)
+    with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
+        git = _Git(cfg, Path(tmp) / "work", token_for(remote))
+        missing = is_local_repo(cfg.gitops_repo) and not Path(remote).exists()
+        if missing or not _checkout(git, remote, cfg.gitops.branch, Path(tmp)):
+            return False
+        return git("merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
+
+
+def file_at(cfg, rev: str, path: str) -> str | None:
+    """The text of ``path`` at commit ``rev`` of the GitOps branch (None when the file is not there)."""
+    _check_repo_url(cfg)
+    remote, _ = _remote(cfg, create=False)
+    with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
+        git = _Git(cfg, Path(tmp) / "work", token_for(remote))
+        missing = is_local_repo(cfg.gitops_repo) and not Path(remote).exists()
+        if missing or not _checkout(git, remote, cfg.gitops.branch, Path(tmp)):
+            return None
+        shown = git("show", f"{rev}:{path}", check=False)
+        return shown.stdout if shown.returncode == 0 else None
+
+
+def revert_commit(cfg, sha: str, message: str) -> dict:
+    """Undo commit ``sha`` of the GitOps branch with a new revert commit, pushed normally (never forced).
+
+    Idempotent: when the files ``sha`` changed already hold their content from before it (reverted
+    earlier, or changed back by hand), nothing is committed ("changed": false). A racing push is
+    answered as in ``push_manifests``: fetch, revert again on the new tip, push again.
+    """
+    _check_repo_url(cfg)
+    if not re.fullmatch(r"[0-9a-fA-F]{7,40}", sha or ""):
+        raise BadInput(f"revision {sha!r}: expected a commit SHA (7 to 40 hex digits)")
+    remote, _ = _remote(cfg, create=False)
+    branch = cfg.gitops.branch
+    result = {"repo": redact(cfg.gitops_repo), "branch": branch}
+    with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
+        git = _Git(cfg, Path(tmp) / "work", token_for(remote))
+        missing = is_local_repo(cfg.gitops_repo) and not Path(remote).exists()
+        if missing or not _checkout(git, remote, branch, Path(tmp)):
+            raise OperationFailed(f"nothing to revert: {result['repo']} has no branch {branch!r}")
+        full = _head(git, sha)
+        if full is None or git("merge-base", "--is-ancestor", full, "HEAD", check=False).returncode != 0:
+            raise OperationFailed(f"commit {sha} is not on {branch} of {result['repo']}")
+        parent = _head(git, f"{full}^")
+        if parent is None:
+            raise OperationFailed(f"commit {full[:12]} is the first of {branch}: there is no earlier state to return to")
+        paths = [p for p in git("diff", "--name-only", "--no-renames", parent, full).stdout.splitlines() if p]
+        result.update(reverted=full, paths=paths)
+        attempts = 0
+        while True:
+            attempts += 1
+            base = _head(git)
+            # already back to the parent's content for every file the commit touched: nothing to do
+            if not paths or git("diff", "--quiet", parent, "HEAD", "--", *paths, check=False).returncode == 0:
+                return {**result, "changed": False, "commit": base, "previous": base, "attempts": attempts}
+            if git("revert", "--no-commit", full, check=False).returncode != 0:
+                git("revert", "--abort", check=False)
+                raise OperationFailed(f"cannot revert {full[:12]} on {branch}: later commits changed the same files "
+                                      f"({', '.join(paths)}); revert it by hand")
+            git("commit", "-q", "--no-verify", "-m", message)
+            commit = _head(git)
+            if _push(git, cfg, result["repo"], base, attempts):
+                return {**result, "changed": True, "commit": commit, "previous": base, "attempts": attempts}

@@ -121,6 +121,7 @@ class LinesTest extends StepTestCase {
     void testDeployLineClusterFailureAfterPromotionRollsBack() {
         Map answers = deployAnswers(true)
         answers['deploy smoke'] = { Map c -> [exitCode: 1, stderr: 'mlops: error: 3 of 20 requests failed\n'] }
+        answers['deploy push'] = [changed: true, commit: 'c0ffee1234567']
         answerMlops(answers)
         expectError('mlops deploy smoke failed: 3 of 20 requests failed') {
             h.run('mlopsDeployLine', [mode: 'cluster'])
@@ -128,7 +129,8 @@ class LinesTest extends StepTestCase {
         assert commands() == ['config validate', 'model train', 'model register', 'deploy render', 'deploy push', 'deploy wait',
                               'deploy smoke', 'deploy smoke', 'deploy smoke',
                               'model rollback', 'deploy render', 'deploy push', 'notify failure']
-        assert h.mlopsCalls.find { it.command == 'deploy wait' }.env.KUBECONFIG
+        Map wait = h.mlopsCalls.find { it.command == 'deploy wait' }
+        assert wait.env.KUBECONFIG && wait.params == [revision: 'c0ffee1234567', timeout_minutes: 20]
         assert h.mlopsCalls.find { it.command == 'deploy push' }.env.GITHUB_TOKEN == 'secret'
         assert h.mlopsCalls[-1].params.message.startsWith('deploy line failed in stage Smoke test')
         assert h.currentBuild.description == 'data dv-ab12cd34 · model taxi-fare v4 · champion · rolled back - failed in Smoke test'

@@ -105,7 +105,14 @@ class StepsTest extends StepTestCase {
         h.run('mlopsDeploy', [command: 'push'])
         assert h.mlopsCalls[-1].env.GITHUB_TOKEN == 'tok' && h.callsTo('retry')[-1].args[0] == 2
         h.run('mlopsDeploy', [command: 'wait'])
-        assert h.mlopsCalls[-1].env.KUBECONFIG && !h.mlopsCalls[-1].env.GITHUB_TOKEN && h.callsTo('retry')[-1].args[0] == 3
+        assert h.mlopsCalls[-1].env.KUBECONFIG && h.mlopsCalls[-1].env.GITHUB_TOKEN == 'tok' && h.callsTo('retry')[-1].args[0] == 3
+        assert lastParams() == [timeout_minutes: 20]  // the CLI ends the wait itself, with Argo CD's last state
+        h.run('mlopsDeploy', [command: 'wait', timeoutMinutes: 5, params: [rollback_on_failure: true, revision: 'abc1234']])
+        assert lastParams() == [rollback_on_failure: true, revision: 'abc1234', timeout_minutes: 5]
+        assert h.callsTo('retry')[-1].args[0] == 1  // a repeated wait would wait for the revert commit instead
+        expectError("mlopsDeploy: option 'retries' must be 0 with params.rollback_on_failure (got 2)") {
+            h.run('mlopsDeploy', [command: 'wait', retries: 2, params: [rollback_on_failure: true]])
+        }
         h.run('mlopsDeploy', [command: 'smoke', retries: 0, kubeconfigCredentialsId: ''])
         assert h.callsTo('retry')[-1].args[0] == 1 && !h.mlopsCalls[-1].env.KUBECONFIG
         expectError("mlopsDeploy: option 'retries' must be a whole number >= 0 or null (got -2)") { h.run('mlopsDeploy', [retries: -2]) }
