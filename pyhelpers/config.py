@@ -52,6 +52,23 @@ CREDENTIALS: dict[str, str] = {
 }
 
 SECRET_LIKE = re.compile(r"(token|password|passwd|secret|access_key|api_key|webhook)", re.I)
+# Where S3 clients (DVC, boto3, MLflow) look for credentials when the environment has none.
+AWS_CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+def _no_userinfo(value: str | None) -> str | None:
+    """URLs in mlops.yaml are shown in logs and written to .dvc/config.local: no user:secret@ in them."""
+    if value and re.search(r"://[^/@\s]+@", value):
+        raise ValueError("must not carry credentials (user:secret@); they come from the environment "
+                         "or the AWS credential files")
+    return value
+
+
+def _http_endpoint(value: str | None) -> str | None:
+    _no_userinfo(value)
+    if value and not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("must be an http(s):// URL of an S3-compatible endpoint, e.g. http://minio.example:9000")
+    return value
 
 
 class _Section(BaseModel):
@@ -63,6 +80,16 @@ class DataConfig(_Section):
     remote: str = "storage"  # DVC remote name
     remote_url: str | None = None  # None: <state>/dvc-remote (local profile)
     endpoint_url: str | None = None  # S3-compatible endpoint (MinIO, Ceph, moto)
+
+    @field_validator("remote_url")
+    @classmethod
+    def _remote_without_secrets(cls, v: str | None) -> str | None:
+        return _no_userinfo(v)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        return _http_endpoint(v)
 
 
 class ImageConfig(_Section):
@@ -90,6 +117,22 @@ class MlflowConfig(_Section):
     experiment: str | None = None  # None: project name
     registered_model: str | None = None  # None: project name
     min_improvement: float = Field(default=0.0, ge=0)  # relative gain needed to promote
+    # The tracking server's --artifacts-destination (e.g. s3://bucket/mlflow): a proxied model URI
+    # mlflow-artifacts:/X is stored at <artifacts_destination>/X, which is what Seldon reads.
+    artifacts_destination: str | None = None
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint(cls, v: str | None) -> str | None:
+        return _http_endpoint(v)
+
+    @field_validator("artifacts_destination")
+    @classmethod
+    def _storage_root(cls, v: str | None) -> str | None:
+        _no_userinfo(v)
+        if v is not None and not re.match(r"^(s3|gs|wasbs|abfss|hdfs)://[^/\s]+", v):
+            raise ValueError("must be the tracking server's --artifacts-destination, e.g. s3://bucket/mlflow")
+        return v
 
 
 class GitOpsConfig(_Section):
@@ -320,6 +363,8 @@ def _validate(doc: Any, src: SourcedYaml, loc_prefix: tuple = ()) -> ProjectConf
             raise src.error(loc_prefix + loc, "required key is missing") from None
         msg = err["msg"].removeprefix("Value error, ")
         value = err.get("input")
+        if isinstance(value, str):
+            value = redact_url(value)  # a URL with user:secret@ is echoed without the secret
         shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) else ""
         raise src.error(loc_prefix + loc, f"{msg}{shown}") from None
 
@@ -369,8 +414,25 @@ def load_config(
         if value:
             _set_path(doc, key, value)
             overrides[".".join(key)] = var
+    _blame_environment(doc, overrides)
     model = _validate(doc, src)
     return Config(model, path.resolve().parent, str(path), overrides)
+
+
+def _blame_environment(doc: dict, overrides: dict[str, str]) -> None:
+    """A bad value from an environment override is reported as the variable's, not the file's."""
+    if not overrides:
+        return
+    try:
+        ProjectConfig.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if key in overrides:
+            msg = err["msg"].removeprefix("Value error, ")
+            value = err.get("input")
+            shown = f" (got {redact_url(value)!r})" if isinstance(value, str) else ""
+            raise BadInput(f"${overrides[key]} (overrides {key}): {msg}{shown}") from None
 
 
 def overlay_only(overlay: dict) -> dict:
@@ -383,3 +445,174 @@ def default_config(root: Path | None = None) -> Config:
     root = (root or Path.cwd()).resolve()
     name = re.sub(r"[^a-z0-9-]+", "-", root.name.lower()).strip("-") or "project"
     return Config(ProjectConfig(project=name[:50].strip("-") or "project"), root, None, {})
+
+
+# -- where each component connects and where its credentials come from (`mlops config show`) --------
+def _status(env, *names: str) -> dict[str, str]:
+    return {n: ("set" if env.get(n) else "not set") for n in names}
+
+
+def _file_status(path: Path) -> str:
+    return "present" if path.is_file() else "absent"
+
+
+def _source(cfg: Config, section: str, key: str) -> str:
+    dotted_key = f"{section}.{key}"
+    if dotted_key in cfg.overrides:
+        return f"${cfg.overrides[dotted_key]}"
+    if key in getattr(cfg.model, section).model_fields_set:
+        return f"mlops.yaml {dotted_key}"
+    return "default"
+
+
+def _aws(env) -> dict[str, Any]:
+    shared = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials").expanduser()
+    keys = env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")
+    # botocore's order: environment, then the shared credentials file (AWS_PROFILE or default), then roles.
+    if keys:
+        using = "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    elif shared.is_file():
+        using = f"shared credentials file {shared} (profile {env.get('AWS_PROFILE') or 'default'})"
+    else:
+        using = "none found here: an instance/pod role (IRSA), else the S3 calls fail"
+    return {
+        "expected_from": "environment AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN), "
+                         "else ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE); never mlops.yaml "
+                         "or .dvc/config",
+        "variables": _status(env, *AWS_CREDENTIAL_VARS),
+        "files": {str(shared): _file_status(shared)},
+        "will_use": using,
+    }
+
+
+def _kubernetes(env) -> dict[str, Any]:
+    """The API server the kubernetes client will talk to (same order as pyhelpers.k8s.clients)."""
+    default = Path("~/.kube/config").expanduser()
+    kubeconfig = env.get("KUBECONFIG")
+    out: dict[str, Any] = {"variables": _status(env, "KUBECONFIG"), "files": {str(default): _file_status(default)}}
+    if kubeconfig or default.is_file():
+        path = Path(kubeconfig.split(os.pathsep)[0]).expanduser() if kubeconfig else default
+        out["expected_from"] = f"kubeconfig {path} (current context's user)"
+        out["endpoint"] = _kubeconfig_server(path)
+        out["endpoint_source"] = "$KUBECONFIG" if kubeconfig else str(default)
+    else:
+        in_cluster = bool(env.get("KUBERNETES_SERVICE_HOST"))
+        out["expected_from"] = ("the pod's service account token" if in_cluster
+                                else "nothing found: set KUBECONFIG or run inside a cluster")
+        out["endpoint"] = (f"https://{env['KUBERNETES_SERVICE_HOST']}:{env.get('KUBERNETES_SERVICE_PORT', '443')}"
+                           if in_cluster else None)
+        out["endpoint_source"] = "in-cluster" if in_cluster else "none"
+    return out
+
+
+def _kubeconfig_server(path: Path) -> str | None:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        context = next(c["context"] for c in doc.get("contexts") or [] if c.get("name") == doc.get("current-context"))
+        cluster = next(c["cluster"] for c in doc.get("clusters") or [] if c.get("name") == context.get("cluster"))
+        return redact_url(str(cluster.get("server")))
+    except (OSError, yaml.YAMLError, StopIteration, KeyError, TypeError, AttributeError):
+        return None  # unreadable or incomplete: the kubernetes client will say why when it is used
+
+
+def components(cfg: Config, environ: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per component: the backend, the endpoint it will use (and why), where credentials come from.
+
+    Credential variables are reported as "set"/"not set" and files as "present"/"absent", never values.
+    """
+    env = os.environ if environ is None else environ
+    none = {"expected_from": "none needed", "variables": {}}
+    out: dict[str, dict[str, Any]] = {}
+
+    url = cfg.dvc_remote_url
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    data: dict[str, Any] = {"backend": f"dvc-{scheme}" if scheme else "dvc-local", "remote": cfg.data.remote,
+                            "url": redact_url(url), "url_source": _source(cfg, "data", "remote_url")}
+    if scheme == "s3":
+        data["endpoint"] = cfg.data.endpoint_url or "AWS S3 of the region (AWS_DEFAULT_REGION / ~/.aws/config)"
+        data["endpoint_source"] = _source(cfg, "data", "endpoint_url")
+        data["credentials"] = _aws(env)
+    elif scheme:
+        data["endpoint"] = redact_url(url)
+        data["credentials"] = {"expected_from": f"the environment / standard credential files of DVC's {scheme} "
+                                                "remote; never mlops.yaml or .dvc/config", "variables": {}}
+    else:
+        data["endpoint"] = f"folder {url}"
+        data["credentials"] = none
+    out["data"] = data
+
+    uri = cfg.tracking_uri
+    server = uri.split("://", 1)[0] in ("http", "https")
+    mlflow: dict[str, Any] = {"backend": "tracking server" if server else "local store", "endpoint": redact_url(uri),
+                              "endpoint_source": _source(cfg, "mlflow", "tracking_uri")}
+    if server:
+        mlflow["credentials"] = {
+            "expected_from": "MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD, when the server needs them",
+            "variables": _status(env, "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+        if cfg.mlflow.artifacts_destination:
+            mlflow["artifacts"] = {
+                "store": cfg.mlflow.artifacts_destination, "via": "proxied by the tracking server (mlflow-artifacts:/)",
+                "credentials": {"expected_from": "the tracking server's own environment: none needed here; "
+                                                 "Seldon reads the model with deploy.storage_secret",
+                                "variables": {}}}
+        else:
+            mlflow["artifacts"] = {
+                "store": "chosen by the tracking server",
+                "via": "proxied (mlflow-artifacts:/, set mlflow.artifacts_destination for manifests) or direct",
+                "endpoint": cfg.mlflow.s3_endpoint_url or "AWS S3 of the region",
+                "endpoint_source": _source(cfg, "mlflow", "s3_endpoint_url"),
+                "credentials": {**_aws(env), "expected_from": "only for direct s3:// artifacts: " + _aws(env)["expected_from"]}}
+    else:
+        mlflow["artifacts"] = {"store": cfg.mlflow_artifact_root, "via": "local folder", "credentials": none}
+        mlflow["credentials"] = none
+    out["mlflow"] = mlflow
+
+    repo = cfg.gitops_repo
+    gscheme = repo.split("://", 1)[0] if "://" in repo else ("ssh" if re.match(r"^[\w.-]+@[\w.-]+:", repo) else "")
+    gitops: dict[str, Any] = {"backend": "git " + (gscheme or "local bare repository"), "endpoint": redact_url(repo),
+                              "endpoint_source": _source(cfg, "gitops", "repo"), "branch": cfg.gitops.branch}
+    if gscheme == "https":
+        gitops["credentials"] = {"expected_from": "GITHUB_TOKEN, given to git through GIT_ASKPASS (never in the URL)",
+                                 "variables": _status(env, "GITHUB_TOKEN")}
+    elif gscheme == "ssh":
+        gitops["credentials"] = {"expected_from": "ssh keys or agent of this machine",
+                                 "variables": _status(env, "SSH_AUTH_SOCK")}
+    else:
+        gitops["credentials"] = none
+    out["gitops"] = gitops
+
+    experiment: dict[str, Any] = {"backend": cfg.experiment.engine, "namespace": cfg.experiment.namespace}
+    if cfg.experiment.engine == "katib":
+        k8s = _kubernetes(env)
+        experiment.update(endpoint=k8s.pop("endpoint"), endpoint_source=k8s.pop("endpoint_source"), credentials=k8s)
+    else:
+        experiment.update(endpoint="this machine (Optuna samplers)", credentials=none)
+    out["experiment"] = experiment
+
+    k8s = _kubernetes(env)
+    out["argocd"] = {"backend": "Argo CD Application via the Kubernetes API (`mlops deploy wait`)",
+                     "application": cfg.argocd_application, "namespace": cfg.argocd.namespace,
+                     "endpoint": k8s.pop("endpoint"), "endpoint_source": k8s.pop("endpoint_source"), "credentials": k8s}
+
+    token, webhook = env.get("SLACK_BOT_TOKEN"), env.get("SLACK_WEBHOOK_URL")
+    channel = cfg.notify.slack_channel
+    if token:
+        slack_backend, endpoint = f"chat.postMessage to {channel or '(no channel: notify.slack_channel)'}", (
+            env.get("SLACK_API_URL") or "https://slack.com/api/")
+    elif webhook:
+        slack_backend, endpoint = "incoming webhook", "the URL in $SLACK_WEBHOOK_URL (a secret, not shown)"
+    else:
+        slack_backend, endpoint = "log only", str(cfg.notifications_log)
+    out["slack"] = {"backend": slack_backend, "endpoint": endpoint, "channel": channel,
+                    "log": str(cfg.notifications_log),
+                    "credentials": {"expected_from": "SLACK_BOT_TOKEN (with notify.slack_channel), else SLACK_WEBHOOK_URL",
+                                    "variables": _status(env, "SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL")}}
+
+    gh_ready = bool(env.get("GITHUB_TOKEN") and cfg.github.repo)
+    out["github"] = {"backend": "GitHub pull requests" if gh_ready else "pull request body written under .mlops/",
+                     "repo": cfg.github.repo, "endpoint": redact_url(cfg.github.api_url) if gh_ready else str(cfg.state_path("pull-requests")),
+                     "endpoint_source": _source(cfg, "github", "api_url") if gh_ready else "no GITHUB_TOKEN or github.repo",
+                     "credentials": {"expected_from": "GITHUB_TOKEN", "variables": _status(env, "GITHUB_TOKEN")}}
+    return out

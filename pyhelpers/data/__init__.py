@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -100,22 +101,45 @@ def open_repo(cfg):
         raise BadInput(f"{cfg.root} is not a DVC repository (run `dvc init`)") from None
 
 
+# Remote options that hold secrets: DVC would accept them in its config, mlops never writes them
+# and refuses a git-tracked .dvc/config that has them (credentials come from the environment).
+SECRET_REMOTE_OPTIONS = ("access_key_id", "secret_access_key", "session_token", "password", "sas_token",
+                         "account_key", "connection_string", "client_secret")
+
+
 def ensure_remote(cfg, repo) -> str:
     """Point the configured DVC remote at ``data.remote_url`` (local profile: .mlops/dvc-remote).
 
     Written to ``.dvc/config.local`` (git-ignored), so a machine-specific path or endpoint never
-    lands in git. Credentials are left to the environment / AWS credential files.
+    lands in git. For S3 only the URL and ``data.endpoint_url`` are written: credentials are left
+    to the environment / AWS credential files, where DVC's S3 client (botocore) finds them.
     """
     name, url = cfg.data.remote, cfg.dvc_remote_url
+    tracked = (repo.config.read("repo").get("remote") or {}).get(name) or {}
+    leaked = [k for k in SECRET_REMOTE_OPTIONS if tracked.get(k)]
+    if leaked:
+        raise BadInput(f"remote {name!r} has {', '.join(leaked)} in the git-tracked .dvc/config; remove it "
+                       f"(`dvc remote modify --unset {name} {leaked[0]}`) and rotate it: credentials come from "
+                       "the environment or the AWS credential files", source=".dvc/config")
+    is_s3 = url.startswith("s3://")
+    if is_s3 and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/|$)", url):
+        raise BadInput(f"data.remote_url: {url!r} is not s3://<bucket>[/<prefix>] (bucket: 3-63 lowercase "
+                       "letters, digits, '.', '-')", source=cfg.source)
     if "://" not in url:
         Path(url).mkdir(parents=True, exist_ok=True)
     wanted = {"url": url}
-    if cfg.data.endpoint_url:
+    if cfg.data.endpoint_url and is_s3:
         wanted["endpointurl"] = cfg.data.endpoint_url
     current = repo.config.get("remote", {}).get(name, {})
-    if any(current.get(k) != v for k, v in wanted.items()) or repo.config.get("core", {}).get("remote") != name:
+    # An endpoint we wrote for an earlier configuration would send the data elsewhere: drop it.
+    stale = "endpointurl" not in wanted and "endpointurl" in ((repo.config.read("local").get("remote") or {})
+                                                            .get(name) or {})
+    if stale or any(current.get(k) != v for k, v in wanted.items()) or repo.config.get("core", {}).get("remote") != name:
         with repo.config.edit("local") as conf:
-            conf["remote"][name] = {**conf["remote"].get(name, {}), **wanted}
+            entry = {**conf["remote"].get(name, {}), **wanted}
+            if "endpointurl" not in wanted:
+                entry.pop("endpointurl", None)
+            conf["remote"][name] = entry
             conf["core"]["remote"] = name
     return name
 
@@ -239,6 +263,8 @@ def push(cfg) -> dict[str, Any]:
             pushed = repo.push(targets=dvc_files(cfg), remote=remote)
         except DvcException as exc:
             raise OperationFailed(f"dvc push to remote {remote!r} failed: {_one_line(exc)}") from None
+        except Exception as exc:  # storage clients raise their own errors past DVC (botocore, s3fs)
+            raise _storage_failure(cfg, remote, "push", exc) from None
     finally:
         repo.close()
     return {"remote": remote, "url": cfg.dvc_remote_url, "pushed_files": pushed, "changed": bool(pushed),
@@ -255,12 +281,41 @@ def pull(cfg) -> dict[str, Any]:
             stats = repo.pull(targets=dvc_files(cfg), remote=remote)
         except DvcException as exc:
             raise OperationFailed(f"dvc pull from remote {remote!r} failed: {_one_line(exc)}") from None
+        except Exception as exc:  # storage clients raise their own errors past DVC (botocore, s3fs)
+            raise _storage_failure(cfg, remote, "pull", exc) from None
     finally:
         repo.close()
     counts = stats.get("stats", {})
     checked_out = counts.get("added", 0) + counts.get("modified", 0)
     return {"remote": remote, "url": cfg.dvc_remote_url, "fetched_files": counts.get("fetched", 0),
             "checked_out_files": checked_out, "changed": bool(counts.get("fetched") or checked_out)}
+
+
+def _storage_failure(cfg, remote: str, verb: str, exc: Exception) -> Exception:
+    """One clear line for the usual storage failures; anything else is re-raised as it is.
+
+    Classified by class name along the exception chain, so botocore/s3fs need not be imported.
+    """
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    names = {type(e).__name__ for e in chain}
+    where = f"remote {remote!r} ({cfg.dvc_remote_url}" + (f" at {cfg.data.endpoint_url})" if cfg.data.endpoint_url
+                                                        else ")")
+    if names & {"NoCredentialsError", "PartialCredentialsError"}:
+        return BadInput(f"dvc {verb}: no S3 credentials for {where}: set AWS_ACCESS_KEY_ID and "
+                        "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials (`mlops config show` "
+                        "says which are set)")
+    if names & {"EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError", "ConnectionError",
+                "ConnectionRefusedError", "ReadTimeoutError"}:
+        return OperationFailed(f"dvc {verb}: storage endpoint unreachable for {where}: {_one_line(exc)[:200]}")
+    if isinstance(exc, FileNotFoundError) and "bucket" in str(exc).lower():
+        return OperationFailed(f"dvc {verb}: the bucket of {where} does not exist; create it first")
+    if isinstance(exc, PermissionError) or names & {"ClientError"}:
+        return OperationFailed(f"dvc {verb}: storage refused the request for {where}: {_one_line(exc)[:200]} "
+                               "(check the credentials' access to the bucket)")
+    return exc
 
 
 def _one_line(exc: BaseException) -> str:

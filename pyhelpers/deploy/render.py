@@ -76,7 +76,9 @@ def storage_uri(cfg, artifact_uri: str) -> str:
     """The champion's artifact location as a URI the model server can read.
 
     ``mlflow-artifacts:/…`` (an MLflow server proxying its store) is no storage a cluster can
-    read: ``deploy.model_uri_map`` translates the longest matching prefix to the real one.
+    read: ``deploy.model_uri_map`` translates the longest matching prefix to the real one, else
+    ``mlflow.artifacts_destination`` (the server's ``--artifacts-destination``) is put in front of
+    its path, as the server itself resolves it.
     """
     uri = str(artifact_uri)
     prefixes = sorted(cfg.deploy.model_uri_map, key=len, reverse=True)
@@ -84,6 +86,8 @@ def storage_uri(cfg, artifact_uri: str) -> str:
         if uri.startswith(prefix):
             uri = cfg.deploy.model_uri_map[prefix] + uri[len(prefix):]
             break
+    else:
+        uri = proxied_to_storage(cfg, uri)
     scheme = urlsplit(uri).scheme
     if scheme in CLUSTER_SCHEMES:
         parts = urlsplit(uri)
@@ -96,8 +100,18 @@ def storage_uri(cfg, artifact_uri: str) -> str:
     raise BadInput(
         f"champion artifact_uri {_redact(str(artifact_uri))!r} is not a storage URI the cluster can read "
         f"(profile {cfg.profile}); map it with deploy.model_uri_map, "
-        "e.g. {'mlflow-artifacts:/': 's3://<bucket>/<artifacts prefix>/'}"
+        "e.g. {'mlflow-artifacts:/': 's3://<bucket>/<artifacts prefix>/'}, or set mlflow.artifacts_destination "
+        "to the tracking server's --artifacts-destination"
     )
+
+
+def proxied_to_storage(cfg, uri: str) -> str:
+    """``mlflow-artifacts:/X`` (or ``mlflow-artifacts://host/X``) -> ``<mlflow.artifacts_destination>/X``."""
+    dest = cfg.mlflow.artifacts_destination
+    parts = urlsplit(uri)
+    if not dest or parts.scheme != "mlflow-artifacts":
+        return uri
+    return posixpath.join(dest.rstrip("/") + "/", parts.path.lstrip("/"))
 
 
 def _redact(url: str) -> str:

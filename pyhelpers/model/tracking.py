@@ -38,6 +38,9 @@ def quiet_mlflow() -> None:
     import logging
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # With a tracking server, ending a run writes "View run … at: URL" to stdout, which would break
+    # the one-JSON-document contract of --json (Jenkins readJSON); the run id is in our output.
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -47,17 +50,53 @@ def is_local_store(uri: str) -> bool:
 
 
 def connect(cfg):
-    """An MlflowClient on ``cfg.tracking_uri`` (also set as the fluent API's tracking URI)."""
+    """An MlflowClient on ``cfg.tracking_uri`` (also set as the fluent API's tracking URI).
+
+    Remote stores: a tracking server must answer ``/health`` (else exit 1 at once, not after
+    MLflow's minutes of retries); ``mlflow.s3_endpoint_url`` reaches MLflow's S3 client as
+    ``MLFLOW_S3_ENDPOINT_URL`` (used when artifacts go to S3 directly, not through the server).
+    Credentials stay where MLflow and botocore read them: the environment and ~/.aws.
+    """
     uri = cfg.tracking_uri
     if uri.startswith("sqlite:///"):
         # SQLAlchemy does not create the folder of the database file.
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if urlparse(uri).scheme in ("http", "https"):
+        check_server(uri)
+    if cfg.mlflow.s3_endpoint_url:
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = cfg.mlflow.s3_endpoint_url  # trainer subprocesses inherit it
     import mlflow
     from mlflow import MlflowClient
 
     quiet_mlflow()
     mlflow.set_tracking_uri(uri)
     return MlflowClient(uri)
+
+
+HEALTH_RETRY_DELAYS = (1.0, 2.0)  # a restarting server gets a few seconds, a missing one fails fast
+
+
+def check_server(uri: str, delays: tuple[float, ...] = HEALTH_RETRY_DELAYS) -> None:
+    """Fail with one line when the tracking server does not answer; any HTTP answer counts as up."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from pyhelpers.config import redact_url
+
+    url = redact_url(uri).replace("***@", "").rstrip("/") + "/health"  # user-info is no part of the probe
+    for attempt in range(len(delays) + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=10):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered (e.g. 401 behind a proxy): MLflow's own calls report the rest
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if attempt == len(delays):
+                raise OperationFailed(f"MLflow tracking server {redact_url(uri)} is unreachable "
+                                      f"({reason}; mlflow.tracking_uri / MLFLOW_TRACKING_URI)") from None
+            time.sleep(delays[attempt])
 
 
 def ensure_experiment(client, cfg) -> str:
