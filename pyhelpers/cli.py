@@ -110,6 +110,19 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _usage_message(exc: click.ClickException) -> str:
+    """A click error as one line: the command, the message, where the value came from, where help is."""
+    text = _one_line(exc.format_message())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return text
+    root = ctx.find_root().meta
+    param = getattr(exc, "param", None)
+    if param is not None and param.name in (root.get("mlops.params") or {}):
+        text += f" (from parameter file {root.get('mlops.params_source')})"
+    return f"{ctx.command_path}: {text} (see `{ctx.command_path} --help`)"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("MLOPS_DEBUG", "") not in ("", "0", "false")
@@ -121,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        # one line, as every other error (click's own show() prints usage + hint + error on 4 lines)
+        print(f"mlops: error: {_usage_message(exc)}", file=sys.stderr)
         code = 2 if exc.exit_code in (1, 2) else exc.exit_code
     except (click.Abort, KeyboardInterrupt):
         print("mlops: interrupted", file=sys.stderr)

@@ -31,7 +31,9 @@ def data_line(local: bool, force: bool) -> Result:
     else:
         doc = load_status(cfg, result["experiment"])
         message = notify.readable(notify.experiment_message(doc, cfg.notify.link))
-        human = f"{summary(doc)}\n\nnotification (via {result['notification']['via']}):\n{message}"
+        note = result["notification"]
+        how = f"via {note['via']}" if "via" in note else f"NOT delivered: {note['error']}"
+        human = f"{summary(doc)}\n\nnotification ({how}):\n{message}"
     return Result(result, human, code)
 
 

@@ -138,6 +138,9 @@ class LocalEngine:
             self._kill_all(running)
             outcome = ("Failed", "ExperimentInterrupted", "Experiment was interrupted (SIGINT/SIGTERM); trials were stopped")
             running = {}
+        except BaseException:
+            self._kill_all(running)  # e.g. the status file cannot be written: no trial may outlive the engine
+            raise
         finally:
             self._restore_signal_handlers(previous)
 
@@ -188,6 +191,14 @@ class LocalEngine:
         return trial
 
     def _wait(self, trial: Trial) -> None:
+        # Wait without reaping, so the pid (and its process group id) cannot be reused yet; then
+        # kill what the trial left in its group (background children, or the real trainer when a
+        # `sh -c` wrapper was killed), as a container's processes end with its main process.
+        try:
+            os.waitid(os.P_PID, trial.process.pid, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            pass
+        _signal_group(trial.process, signal.SIGKILL)
         trial.exit_code = trial.process.wait()
         self.finished.put(trial)
 
@@ -319,9 +330,17 @@ class LocalEngine:
 
     def _fresh_output_dir(self) -> None:
         # A rerun never mixes old and new trials: the previous result is replaced as a whole.
-        if self.out_dir.exists():
-            shutil.rmtree(self.out_dir)
-        (self.out_dir / "trials").mkdir(parents=True)
+        # Renamed aside first, so a failure (read-only or full disk) leaves it complete, not half-deleted.
+        from pyhelpers.errors import OperationFailed
+
+        try:
+            if self.out_dir.exists():
+                old = self.out_dir.with_name(f".{self.out_dir.name}.old-{os.getpid()}")
+                os.rename(self.out_dir, old)
+                shutil.rmtree(old, ignore_errors=True)
+            (self.out_dir / "trials").mkdir(parents=True)
+        except OSError as exc:
+            raise OperationFailed(f"cannot write the results folder {self.out_dir}: {exc.strerror}") from None
 
     def _distributions(self, optuna) -> dict:
         out = {}

@@ -55,7 +55,40 @@ def load_status(cfg, name: str) -> dict:
         raise BadInput(f"not a valid status document: {exc}", source=str(path)) from None
     if not isinstance(doc, dict) or doc.get("kind") != "Experiment":
         raise BadInput("not an Experiment status document", source=str(path))
+    check_document(doc, str(path))
     return doc
+
+
+def check_document(doc: dict, source: str) -> None:
+    """The fields readers rely on have the right shape, so a hand-edited file is bad input, not a crash."""
+    def bad(field: str, what: str) -> BadInput:
+        return BadInput(f"{field}: {what}", source=source)
+
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise bad("metadata.name", "missing (an Experiment status document names its Experiment)")
+    if not isinstance(meta.get("annotations") or {}, dict):
+        raise bad("metadata.annotations", "must be a mapping")
+    if not isinstance(doc.get("spec") or {}, dict):
+        raise bad("spec", "must be a mapping")
+    status = doc.get("status") or {}
+    if not isinstance(status, dict):
+        raise bad("status", "must be a mapping")
+    conditions = status.get("conditions") or []
+    if not isinstance(conditions, list) or not all(isinstance(c, dict) and "type" in c for c in conditions):
+        raise bad("status.conditions", "must be a list of conditions with type and status")
+    opt = status.get("currentOptimalTrial") or {}
+    if not isinstance(opt, dict):
+        raise bad("status.currentOptimalTrial", "must be a mapping")
+    for i, a in enumerate(opt.get("parameterAssignments") or []):
+        if not (isinstance(a, dict) and isinstance(a.get("name"), str) and "value" in a):
+            raise bad(f"status.currentOptimalTrial.parameterAssignments[{i}]", "needs name and value")
+    observation = opt.get("observation") or {}
+    if not isinstance(observation, dict):
+        raise bad("status.currentOptimalTrial.observation", "must be a mapping")
+    for i, m in enumerate(observation.get("metrics") or []):
+        if not (isinstance(m, dict) and isinstance(m.get("name"), str)):
+            raise bad(f"status.currentOptimalTrial.observation.metrics[{i}]", "needs a name")
 
 
 def best_trial(doc: dict) -> dict | None:

@@ -26,6 +26,9 @@ DIGEST_RE = re.compile(r"\[mlops-seed-digest: ([0-9a-f]+)\]")
 GENERATED_RE = re.compile(r"Generated(Job|View)\{name='([^']+)'\}")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 REPO_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
+# The project keys jobs/mlopsJobs.groovy knows (it refuses others, but only inside Jenkins).
+PROJECT_KEYS = ("name", "repo", "displayName", "credentialsId", "mainBranch", "scriptPath", "scanInterval",
+                "webhookToken", "keepDays", "keepBuilds")
 
 
 def library_root(path: str | None = None) -> Path:
@@ -58,6 +61,15 @@ def load_projects(path: Path) -> list[dict[str, Any]]:
         if not REPO_RE.match(str(project.get("repo", ""))):
             raise BadInput(f"project #{i} ({project['name']}): repo must be OWNER/NAME (got {project.get('repo')!r})",
                            source=str(path))
+        unknown = sorted(set(map(str, project)) - set(PROJECT_KEYS))
+        if unknown:
+            raise BadInput(f"project #{i} ({project['name']}): unknown key {unknown[0]!r}; known keys: "
+                           f"{', '.join(PROJECT_KEYS)}", source=str(path))
+        for key in ("keepDays", "keepBuilds"):
+            value = project.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise BadInput(f"project #{i} ({project['name']}): {key} must be a positive whole number "
+                               f"(got {value!r})", source=str(path))
     return doc
 
 

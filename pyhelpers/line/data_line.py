@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyhelpers import data, notify
-from pyhelpers.errors import BadInput
+from pyhelpers.errors import BadInput, MlopsError
 from pyhelpers.experiment import status as st
 from pyhelpers.experiment.runner import run_local
 from pyhelpers.experiment.spec import load_spec
@@ -73,8 +73,14 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
     import os
 
     message = notify.experiment_message(doc, cfg.notify.link or os.environ.get("BUILD_URL"))
-    delivery = notify.send(cfg, message, "experiment")
-    _log(f"notification sent via {delivery['via']}")
+    try:
+        delivery = notify.send(cfg, message, "experiment")
+        notification = {"via": delivery["via"], "channel": delivery["channel"], "text": message["text"]}
+        _log(f"notification sent via {delivery['via']}")
+    except MlopsError as exc:
+        # the Experiment's outcome stands (and its data version is recorded): only the notice is missing
+        notification = {"error": str(exc), "text": message["text"]}
+        _log(f"warning: notification not delivered: {exc}")
     if code == 0:
         data.mark_processed(cfg, version, commit, experiment=name)
     result.update({
@@ -86,7 +92,7 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
         "phase": st.phase(doc),
         "best_trial": st.best_trial(doc),
         "status_file": str(st.experiment_dir(cfg.state, name) / st.STATUS_FILE),
-        "notification": {"via": delivery["via"], "channel": delivery["channel"], "text": message["text"]},
+        "notification": notification,
     })
     return result, code
 

@@ -70,7 +70,12 @@ def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> t
         from pyhelpers import notify
 
         message = notify.deployment_message(champion, gate, cfg.notify.link or os.environ.get("BUILD_URL"), pushed)
-        steps["notify"] = notify.send(cfg, message, "deployment")
+        try:
+            steps["notify"] = notify.send(cfg, message, "deployment")
+        except MlopsError as exc:
+            # the deployment already happened: a notice that cannot be delivered is a warning, not a failure
+            steps["notify"] = result["notification"] = {"error": str(exc)}
+            _log(f"warning: deployment notice not delivered: {exc}")
     result.update(status="completed" if changed else "unchanged", champion=champion,
                   promoted=gate["promoted"], reason=gate["reason"], candidate_version=gate["candidate"]["version"],
                   manifest=cfg.gitops_path, gitops_commit=pushed["commit"])
@@ -113,4 +118,6 @@ def human_summary(cfg, result: dict) -> str:
         lines.append(f"  serving: {s['serve']['infer_url']} (metrics {s['serve']['metrics_url']})")
         lines.append(f"  prediction for the first input example row: {s['smoke']['prediction']}")
     lines.append(f"  MLflow UI: {mlflow_ui_command(cfg)}")
+    if (result.get("notification") or {}).get("error"):
+        lines.append(f"  warning: the deployment notice was not delivered: {result['notification']['error']}")
     return "\n".join(lines)

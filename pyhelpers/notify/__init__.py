@@ -144,15 +144,21 @@ def send(cfg, message: dict, kind: str, channel: str | None = None) -> dict[str,
     token = os.environ.get("SLACK_BOT_TOKEN")
     webhook = os.environ.get("SLACK_WEBHOOK_URL")
     via, detail = "log", {}
-    if token:
-        if not channel:
-            raise BadInput("SLACK_BOT_TOKEN is set but no channel: set notify.slack_channel in mlops.yaml",
-                           source=cfg.source)
-        detail = _post_message(token, channel, message)
-        via = "chat.postMessage"
-    elif webhook:
-        _post_webhook(webhook, message)
-        via = "webhook"
+    if token and not channel:
+        raise BadInput("SLACK_BOT_TOKEN is set but no channel: set notify.slack_channel in mlops.yaml",
+                       source=cfg.source)
+    try:
+        if token:
+            via = "chat.postMessage"
+            detail = _post_message(token, channel, message)
+        elif webhook:
+            via = "webhook"
+            _post_webhook(webhook, message)
+    except OperationFailed as exc:
+        # the message is still recorded locally ("always recorded"), with why it was not delivered
+        append_jsonl(cfg.notifications_log, {"time": now(), "kind": kind, "channel": channel, "via": via,
+                                             "error": str(exc), "message": message})
+        raise
     record = {"time": now(), "kind": kind, "channel": channel, "via": via, **detail, "message": message}
     append_jsonl(cfg.notifications_log, record)
     return {"via": via, "channel": channel, "log": str(cfg.notifications_log), **detail}
@@ -166,10 +172,11 @@ def _client_kwargs() -> dict:
 def _post_message(token: str, channel: str, message: dict) -> dict:
     from slack_sdk import WebClient
     from slack_sdk.errors import SlackApiError
-    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
     client = WebClient(token=token, timeout=15, **_client_kwargs())
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
+    client.retry_handlers.append(ServerErrorRetryHandler(max_retry_count=2))  # 500/503: bounded, backed off
     try:
         resp = client.chat_postMessage(channel=channel, text=message["text"], blocks=message["blocks"])
     except SlackApiError as exc:
@@ -184,10 +191,11 @@ def _post_message(token: str, channel: str, message: dict) -> dict:
 
 
 def _post_webhook(url: str, message: dict) -> None:
-    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
     from slack_sdk.webhook import WebhookClient
 
-    client = WebhookClient(url, timeout=15, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
+    client = WebhookClient(url, timeout=15, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3),
+                                                            ServerErrorRetryHandler(max_retry_count=2)])
     try:
         resp = client.send(text=message["text"], blocks=message["blocks"])
     except Exception as exc:  # noqa: BLE001 - the URL is a secret: never echo it
