@@ -388,24 +388,14 @@ def load_config(
     raw = src.data if src.data is not None else {}
     base = _validate(raw, src)  # the file itself must be valid before overlays apply
 
+    # Every profile is checked, not only the selected one: a broken cluster profile should fail
+    # `config validate` on a laptop, not the first cluster build.
+    merged = {name: _apply_profile(raw, base, name, src) for name in base.profiles}
     chosen = profile or env.get("MLOPS_PROFILE") or base.profile
-    doc = dict(raw)
-    if chosen != "local" or chosen in base.profiles:
-        if chosen not in base.profiles:
-            known = ", ".join(["local", *base.profiles])
-            raise BadInput(f"profile {chosen!r} is not defined; known profiles: {known}", source=str(path))
-        overlay = base.profiles[chosen]
-        if not isinstance(overlay, dict):
-            raise src.error(("profiles", chosen), "a profile must be a mapping of overrides")
-        for forbidden in ("profiles", "project"):
-            if forbidden in overlay:
-                raise src.error(("profiles", chosen, forbidden), "cannot be overridden by a profile")
-        doc = _deep_merge(doc, overlay)
-        try:
-            ProjectConfig.model_validate(doc)
-        except ValidationError:
-            _validate(overlay_only(overlay), src, ("profiles", chosen))
-            raise
+    if chosen != "local" and chosen not in merged:
+        known = ", ".join(["local", *base.profiles])
+        raise BadInput(f"profile {chosen!r} is not defined; known profiles: {known}", source=str(path))
+    doc = merged.get(chosen, dict(raw))
     doc["profile"] = chosen
 
     overrides: dict[str, str] = {}
@@ -417,6 +407,23 @@ def load_config(
     _blame_environment(doc, overrides)
     model = _validate(doc, src)
     return Config(model, path.resolve().parent, str(path), overrides)
+
+
+def _apply_profile(raw: dict, base: ProjectConfig, name: str, src: SourcedYaml) -> dict:
+    """The configuration with profile ``name`` laid over it, validated; errors point at the profile."""
+    overlay = base.profiles[name]
+    if not isinstance(overlay, dict):
+        raise src.error(("profiles", name), "a profile must be a mapping of overrides")
+    for forbidden in ("profiles", "project"):
+        if forbidden in overlay:
+            raise src.error(("profiles", name, forbidden), "cannot be overridden by a profile")
+    doc = _deep_merge(raw, overlay)
+    try:
+        ProjectConfig.model_validate(doc)
+    except ValidationError:
+        _validate(overlay_only(overlay), src, ("profiles", name))
+        _validate(doc, src)  # only the combination is wrong
+    return doc
 
 
 def _blame_environment(doc: dict, overrides: dict[str, str]) -> None:

@@ -98,3 +98,10 @@ def test_config_validate_cli(mlops, tmp_path):
     assert r.code == 2 and "image.nme" in r.err and "did you mean 'name'" in r.err, r
     r = mlops("config", "validate", cwd=tmp_path / "..")  # no mlops.yaml above tmp
     assert r.code == 2 and "no mlops.yaml" in r.err
+
+
+def test_every_profile_is_checked_even_when_not_selected(tmp_path):
+    path = write(tmp_path, "project: demo\nprofiles:\n  cluster:\n    deploy:\n      replicas: 0\n")
+    with pytest.raises(BadInput) as err:
+        load_config(path, environ={})
+    assert f"{path}:5: profiles.cluster.deploy.replicas" in str(err.value)
