@@ -253,38 +253,33 @@ def diff(cfg, a_rev: str | None, b_rev: str | None = "HEAD") -> dict[str, Any]:
     }
 
 
-def push(cfg) -> dict[str, Any]:
+def _transfer(cfg, verb: str) -> tuple[str, Any]:
+    """`dvc push` or `dvc pull` of the tracked data with the configured remote: (remote, DVC's result)."""
     from dvc.exceptions import DvcException
 
     repo = open_repo(cfg)
     try:
         remote = ensure_remote(cfg, repo)
+        operation = repo.push if verb == "push" else repo.pull
         try:
-            pushed = repo.push(targets=dvc_files(cfg), remote=remote)
+            return remote, operation(targets=dvc_files(cfg), remote=remote)
         except DvcException as exc:
-            raise OperationFailed(f"dvc push to remote {remote!r} failed: {_one_line(exc)}") from None
+            where = "to" if verb == "push" else "from"
+            raise OperationFailed(f"dvc {verb} {where} remote {remote!r} failed: {_one_line(exc)}") from None
         except Exception as exc:  # storage clients raise their own errors past DVC (botocore, s3fs)
-            raise _storage_failure(cfg, remote, "push", exc) from None
+            raise _storage_failure(cfg, remote, verb, exc) from None
     finally:
         repo.close()
+
+
+def push(cfg) -> dict[str, Any]:
+    remote, pushed = _transfer(cfg, "push")
     return {"remote": remote, "url": cfg.dvc_remote_url, "pushed_files": pushed, "changed": bool(pushed),
             "data_version": data_version(cfg, "HEAD") if scm.head(cfg.root) else None}
 
 
 def pull(cfg) -> dict[str, Any]:
-    from dvc.exceptions import DvcException
-
-    repo = open_repo(cfg)
-    try:
-        remote = ensure_remote(cfg, repo)
-        try:
-            stats = repo.pull(targets=dvc_files(cfg), remote=remote)
-        except DvcException as exc:
-            raise OperationFailed(f"dvc pull from remote {remote!r} failed: {_one_line(exc)}") from None
-        except Exception as exc:  # storage clients raise their own errors past DVC (botocore, s3fs)
-            raise _storage_failure(cfg, remote, "pull", exc) from None
-    finally:
-        repo.close()
+    remote, stats = _transfer(cfg, "pull")
     counts = stats.get("stats", {})
     checked_out = counts.get("added", 0) + counts.get("modified", 0)
     return {"remote": remote, "url": cfg.dvc_remote_url, "fetched_files": counts.get("fetched", 0),

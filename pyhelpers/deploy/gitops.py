@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -234,29 +235,29 @@ def branch_head(cfg) -> str | None:
     return out[0] if out else None
 
 
-def is_ancestor(cfg, ancestor: str, descendant: str) -> bool:
-    """Whether commit ``descendant`` of the GitOps branch contains commit ``ancestor``."""
+@contextlib.contextmanager
+def _branch_checkout(cfg):
+    """A throw-away checkout of the GitOps branch: yields its git runner, or None when there is none."""
     _check_repo_url(cfg)
     remote, _ = _remote(cfg, create=False)
     with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
         git = _Git(cfg, Path(tmp) / "work", token_for(remote))
         missing = is_local_repo(cfg.gitops_repo) and not Path(remote).exists()
-        if missing or not _checkout(git, remote, cfg.gitops.branch, Path(tmp)):
-            return False
-        return git("merge-base", "--is-ancestor", ancestor, descendant, check=False).returncode == 0
+        yield None if missing or not _checkout(git, remote, cfg.gitops.branch, Path(tmp)) else git
+
+
+def is_ancestor(cfg, ancestor: str, descendant: str) -> bool:
+    """Whether commit ``descendant`` of the GitOps branch contains commit ``ancestor``."""
+    with _branch_checkout(cfg) as git:
+        return git is not None and git("merge-base", "--is-ancestor", ancestor, descendant,
+                                       check=False).returncode == 0
 
 
 def file_at(cfg, rev: str, path: str) -> str | None:
     """The text of ``path`` at commit ``rev`` of the GitOps branch (None when the file is not there)."""
-    _check_repo_url(cfg)
-    remote, _ = _remote(cfg, create=False)
-    with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
-        git = _Git(cfg, Path(tmp) / "work", token_for(remote))
-        missing = is_local_repo(cfg.gitops_repo) and not Path(remote).exists()
-        if missing or not _checkout(git, remote, cfg.gitops.branch, Path(tmp)):
-            return None
-        shown = git("show", f"{rev}:{path}", check=False)
-        return shown.stdout if shown.returncode == 0 else None
+    with _branch_checkout(cfg) as git:
+        shown = git("show", f"{rev}:{path}", check=False) if git is not None else None
+        return shown.stdout if shown is not None and shown.returncode == 0 else None
 
 
 def revert_commit(cfg, sha: str, message: str) -> dict:
