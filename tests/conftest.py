@@ -19,6 +19,24 @@ BIN = Path(sys.executable).parent
 MLOPS = str(BIN / "mlops")
 
 
+PRISTINE_ENVIRON = dict(os.environ)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_process_state():
+    """In-process MLflow calls export MLFLOW_TRACKING_URI (and keep a module global) for the whole
+    pytest process; without this, later tests' `mlops` subprocesses would use that store instead
+    of their own project's (an env override wins over mlops.yaml). The environment goes back to
+    what the session started with, since module-scoped fixtures may have changed it too."""
+    yield
+    for key in set(os.environ) - set(PRISTINE_ENVIRON) - {"PYTEST_CURRENT_TEST"}:  # pytest removes its own
+        del os.environ[key]
+    os.environ.update(PRISTINE_ENVIRON)
+    tracking = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    if tracking is not None:
+        tracking._tracking_uri = None
+
+
 class Run:
     def __init__(self, proc: subprocess.CompletedProcess):
         self.proc = proc
@@ -34,7 +52,7 @@ class Run:
 
 
 def run_mlops(*args: str, cwd: Path | str | None = None, env: dict | None = None, timeout: int = 300) -> Run:
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "SLACK_"))}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "SLACK_", "MLFLOW_"))}
     full_env = {**inherited, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
     proc = subprocess.run([MLOPS, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
     return Run(proc)

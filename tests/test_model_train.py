@@ -72,6 +72,7 @@ def test_logged_model_has_flavor_signature_example_and_artifacts(trained):
     from mlflow import MlflowClient
 
     cfg, out = trained
+    mlflow.set_tracking_uri(cfg.tracking_uri)  # models:/ URIs below resolve against this store
     client = MlflowClient(cfg.tracking_uri)
     logged = client.get_logged_model(out["model_id"])
     assert logged.source_run_id == out["run_id"]
