@@ -41,6 +41,11 @@ def quiet_mlflow() -> None:
     # With a tracking server, ending a run writes "View run … at: URL" to stdout, which would break
     # the one-JSON-document contract of --json (Jenkins readJSON); the run id is in our output.
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    # MLflow's default (7 retries, backoff factor 2) turns a dead artifact store behind the server
+    # into minutes of silence per request; a pipeline step should fail within about a minute.
+    # Users who want more patience set these variables themselves.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
