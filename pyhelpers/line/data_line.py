@@ -7,9 +7,11 @@ data version) -> notify -> record the data version as processed. Unchanged data 
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
-from pyhelpers import data, notify
+from pyhelpers import data, notify, scm
 from pyhelpers.errors import BadInput, MlopsError
 from pyhelpers.experiment import status as st
 from pyhelpers.experiment.runner import run_local
@@ -23,8 +25,6 @@ def experiment_name(base: str, data_version: str) -> str:
 
 
 def _log(message: str) -> None:
-    import sys
-
     print(f"[line data] {message}", file=sys.stderr, flush=True)
 
 
@@ -54,8 +54,6 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
         data.pull(cfg)
 
     processed = data.load_processed(cfg)
-    from pyhelpers import scm
-
     since = processed["git_commit"] if processed and scm.rev_exists(cfg.root, processed["git_commit"]) else None
     change = data.diff(cfg, since, "HEAD")
     _log(f"data {state['processed_version'] or '(none)'} -> {version}: {change['summary']['added']} added, "
@@ -70,8 +68,6 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
         _log(f"running experiment {name} ({spec.algorithm}, up to {spec.max_trials} trials, {spec.parallel} at a time)")
         annotations = {"mlops.io/data-version": version, "mlops.io/git-commit": commit}
         doc, code = run_local(cfg, spec, cfg.image_path_map(), name=name, annotations=annotations, live=live)
-    import os
-
     message = notify.experiment_message(doc, cfg.notify.link or os.environ.get("BUILD_URL"))
     try:
         delivery = notify.send(cfg, message, "experiment")

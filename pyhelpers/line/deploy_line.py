@@ -11,9 +11,11 @@ repository, and a champion promoted by this run is moved back.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
+from pyhelpers import notify
 from pyhelpers.errors import MlopsError
 
 
@@ -65,10 +67,6 @@ def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> t
 
     changed = not trained["unchanged"] or promoted_now or pushed["changed"]
     if changed:  # a rerun that changed nothing tells nobody
-        import os
-
-        from pyhelpers import notify
-
         message = notify.deployment_message(champion, gate, cfg.notify.link or os.environ.get("BUILD_URL"), pushed)
         try:
             steps["notify"] = notify.send(cfg, message, "deployment")
