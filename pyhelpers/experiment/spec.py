@@ -25,6 +25,7 @@ DISTRIBUTIONS = ("uniform", "logUniform")
 KATIB_ONLY_DISTRIBUTIONS = ("normal", "logNormal")
 COLLECTORS = ("StdOut", "File")
 KATIB_COLLECTORS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "None")
+RESUME_POLICIES = ("Never", "LongRunning", "FromVolume")
 DEFAULT_PARALLEL = 3  # Katib's default parallelTrialCount
 
 
@@ -41,7 +42,21 @@ class Parameter:
 
 @dataclass
 class ExperimentSpec:
-    """A validated Experiment, with the pieces the engine needs already typed."""
+    """A validated Experiment, with the pieces the engine needs already typed.
+
+    Attributes the engines rely on:
+    - ``max_failed`` (alias ``max_failed_trials``): ``spec.maxFailedTrialCount``; None when absent
+      (no limit on Katib), an explicit 0 stays 0 (Katib fails the Experiment at the first failed trial).
+    - ``resume_policy``: ``spec.resumePolicy``, one of Never | LongRunning | FromVolume
+      (Katib's default when absent: Never).
+    - ``collector``: the metrics collector kind (StdOut, File, TensorFlowEvent, PrometheusMetric,
+      Custom, Push; the local engine accepts only StdOut and File).
+    - ``file_path`` / ``file_format``: the File collector's ``source.fileSystemPath.path`` (absolute,
+      as Katib requires) and ``format`` (TEXT | JSON); None / "TEXT" for other collectors.
+    - ``metrics_formats``: ``source.filter.metricsFormat`` regexes (None: Katib's default format).
+    - ``nas``: ``spec.nasConfig`` when the Experiment is a neural architecture search (katib engine
+      only), else None; ``parameters`` is then empty.
+    """
 
     doc: dict  # the whole Experiment object as loaded
     source: str
@@ -63,6 +78,13 @@ class ExperimentSpec:
     file_path: str | None
     file_format: str  # TEXT | JSON
     spec_dir: Path
+    resume_policy: str = "Never"
+    nas: dict | None = None
+
+    @property
+    def max_failed_trials(self) -> int | None:
+        """``spec.maxFailedTrialCount``: None when absent, 0 kept as 0."""
+        return self.max_failed
 
     @property
     def spec(self) -> dict:
@@ -209,7 +231,15 @@ class Validator:
             settings=settings, parallel=parallel, max_trials=max_trials, max_failed=max_failed,
             parameters=parameters, collector=collector, metrics_formats=formats, file_path=file_path,
             file_format=file_format, spec_dir=self.spec_dir,
+            resume_policy=self.resume_policy(spec),
         )
+
+    def resume_policy(self, spec: dict) -> str:
+        policy = spec.get("resumePolicy") or "Never"
+        if policy not in RESUME_POLICIES:
+            raise self.fail(("spec", "resumePolicy"),
+                            f"must be one of {', '.join(RESUME_POLICIES)} (got {policy!r})")
+        return policy
 
     def objective(self, spec: dict):
         obj = spec.get("objective")
