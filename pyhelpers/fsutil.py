@@ -1,14 +1,61 @@
-"""Small file helpers: atomic writes so an interrupted command never leaves a half-written file."""
+"""Small file helpers: atomic writes so an interrupted command never leaves a half-written file,
+and the confinement check every write or delete of project state goes through."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pyhelpers.errors import OperationFailed
+from pyhelpers.errors import BadInput, OperationFailed
+
+# Kubernetes object names (RFC 1123 label): what Katib, MLflow-derived folders and our state folders accept.
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def dns1123_name(value: object, field: str, max_len: int = 63, source: str | None = None) -> str:
+    """A name that becomes a path or an object name: lowercase letters, digits and '-', at most ``max_len``.
+
+    Refuses ``../x``, '', NUL bytes, slashes and over-long values with exit 2 naming ``field``.
+    """
+    if not isinstance(value, str):
+        raise BadInput(f"{field}: expected a name (string), got {type(value).__name__}", source=source)
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    if len(value) > max_len:
+        raise BadInput(f"{field}: {shown!r} is longer than {max_len} characters", source=source)
+    if not DNS1123_LABEL.match(value):
+        raise BadInput(
+            f"{field}: {shown!r} is not a DNS-1123 name (lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit)",
+            source=source,
+        )
+    return value
+
+
+def confined(base: str | os.PathLike, *parts: str | os.PathLike) -> Path:
+    """``base/parts...`` resolved; refused (exit 2) unless it stays inside ``base``.
+
+    Every path the project writes or deletes under its state folder goes through this. Parts must be
+    relative and free of ``..`` (so ``experiments/../mlflow`` is refused even though it stays inside
+    the state folder), and the resolved path must still be inside ``base`` (a symlink planted in the
+    state folder cannot redirect a delete). Pass the narrowest base, e.g. ``state/experiments``.
+    """
+    root = Path(base).resolve()
+    for part in parts:
+        text = os.fspath(part)
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        if "\x00" in text:
+            raise BadInput(f"path {shown!r} contains a NUL byte")
+        if not text or os.path.isabs(text) or ".." in Path(text).parts:
+            raise BadInput(f"path {shown!r} must be a relative path inside {root} without '..'")
+    target = root.joinpath(*parts).resolve()
+    if target != root and root not in target.parents:
+        shown = "/".join(os.fspath(p) for p in parts)[:80]
+        raise BadInput(f"{shown!r} leads outside {root}")
+    return target
 
 
 def _write_failed(path: Path, exc: OSError) -> OperationFailed:
