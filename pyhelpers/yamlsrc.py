@@ -45,24 +45,65 @@ def dotted(loc: Loc) -> str:
     return out
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
-    lines.setdefault(loc, node.start_mark.line + 1)
+# An alias re-uses a node: harmless once, but nested aliases multiply (a 337-byte "billion laughs"
+# document expands to 10^9 nodes). Anything that expands beyond this many nodes is refused.
+MAX_EXPANDED_NODES = 100_000
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` becomes once every alias is expanded (each shared node counted once per use,
+    computed once: linear in the document, however deep the aliases nest)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = 1  # a recursive alias (anchor used inside itself) counts as one node, not forever
+    total = 1
     if isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(item, memo) for item in node.value)
+    memo[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
+    return memo[id(node)]
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], seen: set[int]) -> None:
+    """Record the line of every key and item. A node reached again through an alias is not walked again:
+    its keys keep the lines where the anchor wrote them, and the walk stays linear in the document."""
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        merged: list[yaml.Node] = []
         for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                merged += value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                continue
             key = key_node.value
             lines[loc + (key,)] = key_node.start_mark.line + 1
-            _walk(value_node, loc + (key,), lines)
+            _walk(value_node, loc + (key,), lines, seen)
+        for source in merged:  # `<<: *anchor`: explicit keys above win, merged ones point into the anchor
+            if isinstance(source, yaml.MappingNode):
+                for key_node, _ in source.value:
+                    lines.setdefault(loc + (key_node.value,), key_node.start_mark.line + 1)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, loc + (i,), lines)
+            _walk(item, loc + (i,), lines, seen)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one).
+
+    Merge keys (``<<: *anchor``) are YAML 1.1 and PyYAML's SafeLoader supports them: keys written
+    next to ``<<`` override merged ones, so only the explicitly written keys must be unique.
+    """
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -75,7 +116,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def parse_yaml(text: str, source: str) -> SourcedYaml:
     try:
         node = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            raise BadInput(f"aliases expand to more than {MAX_EXPANDED_NODES} values (an alias bomb?); "
+                           "write the values out or use fewer nested aliases", source=source)
+        data = _UniqueKeyLoader(text).get_single_data() if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -85,10 +129,17 @@ def parse_yaml(text: str, source: str) -> SourcedYaml:
         raise BadInput(f"invalid YAML: {exc.problem or exc}{context}", source=source, line=line) from None
     except yaml.YAMLError as exc:
         raise BadInput(f"invalid YAML: {exc}", source=source) from None
+    except RecursionError:
+        raise BadInput("invalid YAML: nested too deeply", source=source) from None
     lines: dict[Loc, int] = {}
     if node is not None:
-        _walk(node, (), lines)
+        _walk(node, (), lines, set())
     return SourcedYaml(data, lines, source)
+
+
+def safe_data(text: str, source: str) -> Any:
+    """Just the data of a small YAML file (``.dvc`` files, MLmodel, project maps), with the same limits."""
+    return parse_yaml(text, source).data
 
 
 def load_yaml_file(path: str | Path) -> SourcedYaml:
@@ -101,4 +152,6 @@ def load_yaml_file(path: str | Path) -> SourcedYaml:
         raise BadInput("is a directory, expected a YAML file", source=str(path)) from None
     except UnicodeDecodeError:
         raise BadInput("not a UTF-8 text file", source=str(path)) from None
+    except PermissionError:
+        raise BadInput("not readable (permission denied)", source=str(path)) from None
     return parse_yaml(text, str(path))
