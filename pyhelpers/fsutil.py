@@ -96,6 +96,48 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(fh)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} is not JSON")
+
+
+def read_state_json(path: str | os.PathLike, what: str = "state file") -> Any:
+    """A JSON document the project (or a user) wrote under ``.mlops/`` or passed by name, as a boundary:
+    a folder where the file belongs, bad encoding, invalid JSON or NaN/Infinity are exit 2 naming the file.
+    A missing file raises FileNotFoundError (callers decide whether that means "none yet")."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise BadInput(f"is a directory, expected a {what} (JSON)", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise BadInput(f"not a UTF-8 text file, expected a {what} (JSON)", source=str(path)) from None
+    except PermissionError:
+        raise BadInput(f"not readable (permission denied), expected a {what}", source=str(path)) from None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"invalid JSON in {what}: {exc.msg}", source=str(path), line=exc.lineno) from None
+    except (ValueError, RecursionError) as exc:
+        raise BadInput(f"invalid {what}: {exc}", source=str(path)) from None
+
+
+def require_field(doc: Any, path: str | os.PathLike, field: str, kind: type | tuple[type, ...],
+                  what: str = "state file", optional: bool = False) -> Any:
+    """``doc[field]`` if it has the expected type; else exit 2 naming the file and the field."""
+    if not isinstance(doc, dict):
+        raise BadInput(f"expected a JSON object ({what}), got {type(doc).__name__}", source=str(path))
+    if field not in doc or doc[field] is None:
+        if optional:
+            return None
+        raise BadInput(f"{field}: missing in {what}", source=str(path))
+    value = doc[field]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise BadInput(f"{field}: expected {names}, got {type(value).__name__}", source=str(path))
+    return value
+
+
 def append_jsonl(path: str | os.PathLike, doc: Any) -> Path:
     """Append one JSON line; a single write() of a line keeps concurrent appends whole."""
     path = Path(path)

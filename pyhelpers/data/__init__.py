@@ -9,12 +9,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pyhelpers import scm
 from pyhelpers.errors import BadInput, OperationFailed
 from pyhelpers.experiment.status import now
-from pyhelpers.fsutil import atomic_write_json, read_json
+from pyhelpers.fsutil import atomic_write_json, read_state_json, require_field
 
 PROCESSED_FILE = ("data", "processed.json")
 
@@ -29,38 +27,75 @@ def dvc_files(cfg) -> list[str]:
     return out
 
 
+DVC_HASH = re.compile(r"^[0-9a-f]{32}(\.dir)?$")  # DVC's md5 (directories: the .dir manifest's md5)
+
+
 def read_outs(cfg, rev: str | None = None) -> list[dict[str, Any]]:
     """The DVC outputs (path, md5, size, nfiles) of the tracked data at ``rev`` (None: worktree)."""
     outs = []
     for i, dvc_file in enumerate(dvc_files(cfg)):
         if rev is None:
             path = cfg.root / dvc_file
+            if path.is_dir():
+                raise BadInput("is a directory, expected a .dvc file", source=dvc_file)
             if not path.is_file():
                 raise BadInput(f"data.paths[{i}]: {dvc_file[:-4]} is not tracked by DVC (no {dvc_file}); "
                                f"run `dvc add {dvc_file[:-4]}`", source=cfg.source)
-            text = path.read_text()
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise BadInput("not a UTF-8 text file", source=dvc_file) from None
         else:
             text = scm.show(cfg.root, rev, dvc_file)
             if text is None:
                 raise BadInput(f"data.paths[{i}]: {dvc_file} does not exist at git revision {rev!r}",
                                source=cfg.source)
-        try:
-            doc = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise BadInput(f"not a valid .dvc file: {exc}", source=dvc_file) from None
-        base = Path(dvc_file).parent
-        for out in doc.get("outs") or []:
-            md5 = out.get("md5") or out.get("etag") or out.get("checksum")
-            if not md5:
-                raise BadInput("an output has no hash (was `dvc add` interrupted?)", source=dvc_file)
-            outs.append({
-                "path": (base / out["path"]).as_posix(),
-                "md5": md5,
-                "size": out.get("size"),
-                "nfiles": out.get("nfiles", 1),
-                "dvc_file": dvc_file,
-            })
+        outs += parse_dvc_file(text, dvc_file)
     return outs
+
+
+def parse_dvc_file(text: str, dvc_file: str) -> list[dict[str, Any]]:
+    """The outputs of one ``.dvc`` file, checked field by field (exit 2 naming file and field)."""
+    from pyhelpers.yamlsrc import parse_yaml
+
+    src = parse_yaml(text, dvc_file)
+    doc = src.data if src.data is not None else {}
+    if not isinstance(doc, dict):
+        raise src.error((), "expected a mapping with `outs:` (a .dvc file)")
+    raw_outs = doc.get("outs")
+    if not isinstance(raw_outs, list) or not raw_outs:
+        raise src.error(("outs",), "expected a non-empty list of outputs (was `dvc add` interrupted?)")
+    base = Path(dvc_file).parent
+    outs = []
+    for j, out in enumerate(raw_outs):
+        loc = ("outs", j)
+        if not isinstance(out, dict):
+            raise src.error(loc, "expected a mapping with path and md5")
+        rel = out.get("path")
+        if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise src.error(loc + ("path",), f"expected a relative path inside the project, got {_shown(rel)}")
+        key = next((k for k in ("md5", "etag", "checksum") if k in out), "md5")
+        md5 = out.get(key)
+        if not isinstance(md5, str) or (key == "md5" and not DVC_HASH.match(md5)) or not md5:
+            raise src.error(loc + (key,), "expected an md5 hash (32 hex digits, `.dir` for a folder), got "
+                            f"{_shown(md5)} (was `dvc add` interrupted?)")
+        for number in ("size", "nfiles"):
+            value = out.get(number)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise src.error(loc + (number,), f"expected a non-negative integer, got {_shown(value)}")
+        outs.append({
+            "path": (base / rel).as_posix(),
+            "md5": md5,
+            "size": out.get("size"),
+            "nfiles": out.get("nfiles", 1),
+            "dvc_file": dvc_file,
+        })
+    return outs
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def version_of(outs: list[dict[str, Any]]) -> str:
@@ -75,13 +110,21 @@ def data_version(cfg, rev: str | None = "HEAD") -> str:
 
 # -- processed marker: which data version the line last handled ----------------------------
 def load_processed(cfg) -> dict | None:
+    """The processed-data marker, or None before the first run; a damaged one is exit 2 naming the field."""
     path = cfg.state_path(*PROCESSED_FILE)
-    if not path.is_file():
-        return None
     try:
-        return read_json(path)
-    except ValueError:
-        raise BadInput("corrupt processed-data marker; delete it to reprocess", source=str(path)) from None
+        doc = read_state_json(path, "processed-data marker")
+    except FileNotFoundError:
+        return None
+    what = "processed-data marker (delete it to reprocess)"
+    version = require_field(doc, path, "data_version", str, what)
+    if not re.match(r"^dv-[0-9a-f]{12}$", version):
+        raise BadInput(f"data_version: {version[:40]!r} is not a data version (dv-<12 hex>); {what}",
+                       source=str(path))
+    commit = require_field(doc, path, "git_commit", str, what, optional=True)
+    if commit is not None and not re.match(r"^[0-9a-f]{4,64}$", commit):
+        raise BadInput(f"git_commit: {commit[:40]!r} is not a commit id; {what}", source=str(path))
+    return doc
 
 
 def mark_processed(cfg, version: str, commit: str | None, **extra: Any) -> dict:
@@ -262,6 +305,8 @@ def _transfer(cfg, verb: str) -> tuple[str, Any]:
         remote = ensure_remote(cfg, repo)
         operation = repo.push if verb == "push" else repo.pull
         try:
+            if verb == "pull":
+                ensure_available(cfg, repo, remote)
             return remote, operation(targets=dvc_files(cfg), remote=remote)
         except DvcException as exc:
             where = "to" if verb == "push" else "from"
@@ -270,6 +315,38 @@ def _transfer(cfg, verb: str) -> tuple[str, Any]:
             raise _storage_failure(cfg, remote, verb, exc) from None
     finally:
         repo.close()
+
+
+def ensure_available(cfg, repo, remote: str) -> None:
+    """Refuse a pull whose data exists neither in the DVC cache nor on the remote.
+
+    `dvc pull` checks out what it can and removes what the .dvc file does not describe: with a wrong
+    hash committed, its checkout deletes the workspace's real data. Checked before DVC touches the
+    work tree, per output and (for folders) per file of the .dir manifest.
+    """
+    local = repo.cache.local
+    odb = repo.cloud.get_remote_odb(remote, hash_name="md5")
+    for out in read_outs(cfg, None):
+        md5 = out["md5"]
+        missing = [md5] if not (local.exists(md5) or odb.exists(md5)) else []
+        if not missing and md5.endswith(".dir"):
+            db = local if local.exists(md5) else odb
+            with db.fs.open(db.oid_to_path(md5), "r") as fh:
+                try:
+                    entries = json.load(fh)
+                    wanted = [e["md5"] for e in entries]
+                except (ValueError, TypeError, KeyError):
+                    raise BadInput(f"the folder manifest {md5} of {out['path']} is damaged",
+                                   source=out["dvc_file"]) from None
+            not_local = [oid for oid in wanted if not local.exists(oid)]
+            on_remote = set(odb.oids_exist(not_local)) if not_local else set()
+            missing = [oid for oid in not_local if oid not in on_remote]
+        if missing:
+            raise BadInput(
+                f"{out['path']}: {len(missing)} object(s) (e.g. {missing[0]}) are neither in the DVC cache nor "
+                f"on remote {remote!r} ({cfg.dvc_remote_url}); refusing to pull, which would remove "
+                f"{out['path']} from the workspace. Fix the hash (`dvc add {out['path']}` and commit) or "
+                "`dvc push` from the machine that has the data", source=out["dvc_file"])
 
 
 def push(cfg) -> dict[str, Any]:
