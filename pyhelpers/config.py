@@ -138,7 +138,7 @@ class MlflowConfig(_Section):
 class GitOpsConfig(_Section):
     repo: str | None = None  # None: bare repository <state>/gitops.git
     branch: str = "main"
-    path: str | None = None  # None: apps/<project>/seldondeployment.yaml
+    path: str | None = None  # None: apps/<project>/seldondeployment.yaml (inferenceservice.yaml for kserve)
     author_name: str = "mlops-bot"
     author_email: str = "mlops-bot@localhost"
     push_retries: int = Field(default=3, ge=0)
@@ -147,11 +147,18 @@ class GitOpsConfig(_Section):
 
 
 class DeployConfig(_Section):
-    target: Literal["seldon"] = "seldon"
+    # seldon: a SeldonDeployment (Seldon Core v1); kserve: a KServe InferenceService (docs/deploy.md)
+    target: Literal["seldon", "kserve"] = "seldon"
     namespace: str = "models"
-    replicas: int = Field(default=1, ge=1)
+    replicas: int = Field(default=1, ge=1)  # kserve: predictor.minReplicas
+    max_replicas: int | None = Field(default=None, ge=1)  # kserve: predictor.maxReplicas (None: = replicas)
     resources: dict[str, dict[str, str]] = Field(default_factory=dict)
     storage_secret: str = "mlops-storage"  # envSecretRefName: a Secret the cluster admin creates
+    # kserve: the predictor's serviceAccountName; its Secret carries the S3 keys and endpoint annotations
+    service_account: str = "mlops-kserve"
+    # kserve: serving.kserve.io/deploymentMode (None: the cluster's default). Argo CD's built-in health
+    # check knows raw mode only by the value RawDeployment.
+    deployment_mode: Literal["Serverless", "RawDeployment"] | None = None
     serve_port: int = Field(default=8080, gt=0, lt=65536)
     metrics_port: int = Field(default=8082, gt=0, lt=65536)
     # Artifact URI prefix -> storage URI Seldon can read, e.g. {"mlflow-artifacts:/": "s3://mlflow/artifacts/"}
@@ -159,6 +166,14 @@ class DeployConfig(_Section):
     mlserver_version: str = "1.7.1"  # MLServer and mlserver-mlflow of the local serving env
     serving_envs_dir: str | None = None  # None: <state>/serving-envs ($MLOPS_SERVING_ENVS_DIR wins)
     ready_timeout_seconds: int = Field(default=120, gt=0)  # local MLServer readiness wait
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_not_below_min(cls, v: int | None, info) -> int | None:
+        low = info.data.get("replicas")
+        if v is not None and low is not None and v < low:
+            raise ValueError(f"must not be below deploy.replicas ({low})")
+        return v
 
 
 class ArgoCDConfig(_Section):
@@ -258,7 +273,12 @@ class Config:
 
     @property
     def gitops_path(self) -> str:
-        return self.model.gitops.path or f"apps/{self.model.project}/seldondeployment.yaml"
+        return self.model.gitops.path or self.default_gitops_path(self.model.deploy.target)
+
+    def default_gitops_path(self, target: str) -> str:
+        """Where ``deploy.target``'s manifest goes when gitops.path is not set."""
+        kind = "inferenceservice" if target == "kserve" else "seldondeployment"
+        return f"apps/{self.model.project}/{kind}.yaml"
 
     @property
     def argocd_application(self) -> str:

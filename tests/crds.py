@@ -18,6 +18,7 @@ CRDS_DIR = Path(os.environ.get("MLOPS_SHARED_CRDS", Path(__file__).resolve().par
 
 FILES = {
     ("machinelearning.seldon.io", "SeldonDeployment"): "machinelearning.seldon.io_seldondeployments.yaml",
+    ("serving.kserve.io", "InferenceService"): "serving.kserve.io_inferenceservices.yaml",
     ("argoproj.io", "Application"): "argoproj.io_applications.yaml",
     ("monitoring.coreos.com", "ServiceMonitor"): "monitoring.coreos.com_servicemonitors.yaml",
     ("monitoring.coreos.com", "PodMonitor"): "monitoring.coreos.com_podmonitors.yaml",

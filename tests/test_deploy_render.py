@@ -173,3 +173,74 @@ def test_cli_render_writes_atomically_and_reports_unchanged(tmp_path, mlops):
     bad = mlops("deploy", "render", "--champion", "bad.json", cwd=tmp_path)
     assert bad.code == 2
     assert bad.err.strip() == "mlops: error: bad.json: champion description: missing key 'version'"
+
+
+# -- deploy.target: kserve -------------------------------------------------------------------------
+KSERVE = CONFIG.replace("\ndeploy:\n", "\ndeploy:\n  target: kserve\n  max_replicas: 4\n  service_account: models-s3\n", 1)
+
+
+def test_kserve_inference_service_content(tmp_path):
+    cfg = make_cfg(tmp_path, text=KSERVE)
+    files = render_manifests(cfg, champion(tmp_path))
+    assert list(files) == ["apps/taxi-fare/inferenceservice.yaml", "argocd/taxi-fare.yaml"]
+    doc = yaml.safe_load(files[cfg.gitops_path])
+    assert doc["apiVersion"] == "serving.kserve.io/v1beta1" and doc["kind"] == "InferenceService"
+    assert doc["metadata"]["name"] == "taxi-fare" and doc["metadata"]["namespace"] == "models"
+    pred = doc["spec"]["predictor"]
+    assert (pred["minReplicas"], pred["maxReplicas"]) == (2, 4)
+    assert pred["serviceAccountName"] == "models-s3"  # credentials the KServe way: never inline
+    model = pred["model"]
+    assert model["modelFormat"] == {"name": "mlflow"} and model["protocolVersion"] == "v2"
+    assert model["storageUri"] == Path(champion(tmp_path)["artifact_uri"]).as_uri()
+    assert model["resources"] == {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "250m", "memory": "512Mi"}}
+    ann = doc["metadata"]["annotations"]
+    assert ann["mlops.io/model-version"] == "3" and ann["mlops.io/data-version"] == "dv-5f1c2a"
+    assert "serving.kserve.io/deploymentMode" not in ann  # the cluster's default unless configured
+    # KServe copies the InferenceService's labels onto the predictor pods: the PodMonitor's relabelling uses them
+    assert doc["metadata"]["labels"]["mlops.io/model-version"] == "3" and "model" not in doc["metadata"]["labels"]
+    app = yaml.safe_load(files["argocd/taxi-fare.yaml"])
+    assert app["spec"]["source"]["path"] == "apps/taxi-fare"  # the same folder as Seldon's: a switch is one commit
+
+    raw = make_cfg(tmp_path, text=KSERVE.replace("  target: kserve\n", "  target: kserve\n  deployment_mode: RawDeployment\n"))
+    ann = yaml.safe_load(render_manifests(raw, champion(tmp_path))[raw.gitops_path])["metadata"]["annotations"]
+    assert ann["serving.kserve.io/deploymentMode"] == "RawDeployment"  # the value Argo CD's health check knows
+
+
+def test_kserve_render_is_byte_stable_and_follows_the_champion(tmp_path):
+    cfg = make_cfg(tmp_path, text=KSERVE)
+    first = render_manifests(cfg, champion(tmp_path))
+    again = render_manifests(make_cfg(tmp_path, text=KSERVE), dict(reversed(list(champion(tmp_path).items()))))
+    assert first == again
+    changed = render_manifests(cfg, champion(tmp_path, version="4", model_uri="models:/taxi-fare/4"))
+    assert changed[cfg.gitops_path] != first[cfg.gitops_path]
+    assert changed["argocd/taxi-fare.yaml"] == first["argocd/taxi-fare.yaml"]
+    seldon = render_manifests(make_cfg(tmp_path), champion(tmp_path))
+    assert seldon["apps/taxi-fare/seldondeployment.yaml"] != first["apps/taxi-fare/inferenceservice.yaml"]
+
+
+def test_kserve_manifests_validate_against_the_kserve_crd(tmp_path):
+    crds.require_crds()
+    for profile in (None, "cluster"):
+        cfg = make_cfg(tmp_path, profile, KSERVE)
+        uri = "mlflow-artifacts:/1/models/m-abc/artifacts" if profile else str(tmp_path / "model")
+        files = render_manifests(cfg, champion(tmp_path, artifact_uri=uri))
+        for path, text in files.items():
+            assert crds.validate(yaml.safe_load(text)) == [], path
+        if profile:  # the real S3 path of the model, as for Seldon
+            model = yaml.safe_load(files[cfg.gitops_path])["spec"]["predictor"]["model"]
+            assert model["storageUri"] == "s3://mlflow/artifacts/1/models/m-abc/artifacts"
+    doc = yaml.safe_load(render_manifests(make_cfg(tmp_path, text=KSERVE), champion(tmp_path))[cfg.gitops_path])
+    model = doc["spec"]["predictor"]["model"]
+    model["storageURI"] = model.pop("storageUri")  # a misspelled field and a wrong type must be reported
+    doc["spec"]["predictor"]["maxReplicas"] = "four"
+    errors = crds.validate(doc)
+    assert any("storageURI" in e for e in errors) and any("maxReplicas" in e for e in errors), errors
+
+
+def test_kserve_config_is_checked(tmp_path):
+    with pytest.raises(BadInput, match=r"deploy\.max_replicas.*must not be below deploy\.replicas \(2\)"):
+        make_cfg(tmp_path, text=KSERVE.replace("max_replicas: 4", "max_replicas: 1"))
+    with pytest.raises(BadInput, match=r"deploy\.target"):
+        make_cfg(tmp_path, text=KSERVE.replace("target: kserve", "target: kfserving"))
+    with pytest.raises(BadInput, match=r"deploy\.deployment_mode"):
+        make_cfg(tmp_path, text=KSERVE.replace("  target: kserve\n", "  target: kserve\n  deployment_mode: Standard\n"))

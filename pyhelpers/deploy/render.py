@@ -1,13 +1,15 @@
-"""Render the champion model as a SeldonDeployment and the Argo CD Application that syncs it.
+"""Render the champion model as a SeldonDeployment or a KServe InferenceService (``deploy.target``)
+and the Argo CD Application that syncs it.
 
 Output is deterministic: documents are built in a fixed key order, dumped without sorting,
 and carry no timestamps, so an unchanged champion renders byte-identical YAML (and the
 GitOps push sees "unchanged").
 
 ``render_manifests(cfg, champion)`` returns both files, keyed by their path in the GitOps repo:
-- ``cfg.gitops_path`` (default ``apps/<project>/seldondeployment.yaml``): the SeldonDeployment;
+- ``cfg.gitops_path`` (default ``apps/<project>/seldondeployment.yaml``, or
+  ``apps/<project>/inferenceservice.yaml`` for kserve): the serving manifest;
 - ``application_path(cfg)`` (default ``argocd/<application>.yaml``): the Argo CD Application whose
-  source is the SeldonDeployment's folder. It lives outside that folder so the app never syncs itself.
+  source is the serving manifest's folder. It lives outside that folder so the app never syncs itself.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 from pyhelpers.errors import BadInput
 
 SELDON_API = "machinelearning.seldon.io/v1"
+KSERVE_API = "serving.kserve.io/v1beta1"
+# What each deploy.target renders: apiVersion and kind of the serving manifest.
+SERVING_KINDS = {"seldon": (SELDON_API, "SeldonDeployment"), "kserve": (KSERVE_API, "InferenceService")}
+# The first line of every manifest mlops renders: a file that starts otherwise is someone else's.
+HEADER_PREFIX = "# Rendered by mlops "
 ARGOCD_API = "argoproj.io/v1alpha1"
 REQUIRED_CHAMPION_KEYS = ("name", "version", "artifact_uri")
 # Storage schemes Seldon's storage initializer can fetch a model from.
@@ -182,6 +189,86 @@ def render_seldon_deployment(cfg, champion: dict) -> dict:
     }
 
 
+def render_inference_service(cfg, champion: dict) -> dict:
+    """A KServe ``InferenceService`` serving the champion with MLServer's MLflow runtime over the V2 protocol.
+
+    KServe picks the runtime by ``modelFormat`` (its ``kserve-mlserver`` ClusterServingRuntime lists
+    ``mlflow``); the storage initializer fetches ``storageUri`` with the credentials of the Secret
+    listed by ``serviceAccountName`` (``k8s/kserve-storage.yaml``). Pods get the InferenceService's
+    labels (KServe's predictor merges them into the pod's) plus ``serving.kserve.io/inferenceservice``
+    and ``component: predictor``, which the PodMonitor selects.
+    """
+    check_champion(champion)
+    deploy = cfg.deploy
+    model: dict[str, Any] = {
+        "modelFormat": {"name": "mlflow"},
+        "protocolVersion": "v2",  # Open Inference Protocol, as the local smoke test speaks
+        "storageUri": storage_uri(cfg, champion["artifact_uri"]),
+    }
+    if deploy.resources:
+        model["resources"] = _sorted_resources(deploy.resources)
+    predictor: dict[str, Any] = {
+        "minReplicas": deploy.replicas,
+        "maxReplicas": deploy.max_replicas or deploy.replicas,
+        # Storage credentials: a ServiceAccount whose Secret the cluster admin creates; never inline.
+        "serviceAccountName": deploy.service_account,
+        "model": model,
+    }
+    annotations = _annotations(champion)
+    if deploy.deployment_mode:
+        annotations["serving.kserve.io/deploymentMode"] = deploy.deployment_mode
+    return {
+        "apiVersion": KSERVE_API,
+        "kind": "InferenceService",
+        "metadata": {
+            "name": cfg.project,
+            "namespace": deploy.namespace,
+            "labels": _labels(cfg, champion),
+            "annotations": annotations,
+        },
+        "spec": {"predictor": predictor},
+    }
+
+
+def render_serving(cfg, champion: dict) -> dict:
+    """The serving manifest of ``deploy.target``."""
+    if cfg.deploy.target == "kserve":
+        return render_inference_service(cfg, champion)
+    return render_seldon_deployment(cfg, champion)
+
+
+def other_target_paths(cfg) -> list[str]:
+    """Where the other targets' manifests of this project would be (same folder, so the same Argo CD app).
+
+    Switching ``deploy.target`` must remove the previous target's manifest, or both would serve.
+    """
+    folder = posixpath.dirname(cfg.gitops_path)
+    out = []
+    for target in SERVING_KINDS:
+        if target != cfg.deploy.target:
+            path = posixpath.join(folder, posixpath.basename(cfg.default_gitops_path(target)))
+            if path != cfg.gitops_path:
+                out.append(path)
+    return out
+
+
+def rendered_serving_kind(text: str) -> tuple[str, str] | None:
+    """(kind, metadata.name) of a serving manifest mlops rendered; None for any other file."""
+    import yaml
+
+    if not text.startswith(HEADER_PREFIX):
+        return None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    kinds = {kind for _, kind in SERVING_KINDS.values()}
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    return (doc["kind"], str(meta.get("name"))) if doc.get("kind") in kinds else None
+
+
 def gitops_repo_url(cfg) -> str:
     """The GitOps repository as Argo CD sees it: no user-info (credentials live in Argo CD's repo secret)."""
     repo = cfg.gitops_repo
@@ -231,13 +318,13 @@ def to_yaml(doc: dict, header: str) -> str:
 
 
 def render_manifests(cfg, champion: dict) -> dict[str, str]:
-    """Relative GitOps path -> YAML text (SeldonDeployment and Argo CD Application)."""
+    """Relative GitOps path -> YAML text (the serving manifest of deploy.target and the Argo CD Application)."""
     check_champion(champion)
     origin = champion.get("model_uri") or f"models:/{champion['name']}/{champion['version']}"
     note = "edits are overwritten by the next `mlops deploy push`"
-    seldon = to_yaml(render_seldon_deployment(cfg, champion), f"Rendered by mlops from {origin}; {note}.")
+    serving = to_yaml(render_serving(cfg, champion), f"Rendered by mlops from {origin}; {note}.")
     app = to_yaml(render_application(cfg), f"Rendered by mlops for {cfg.gitops_path}; {note}.")
-    return {cfg.gitops_path: seldon, application_path(cfg): app}
+    return {cfg.gitops_path: serving, application_path(cfg): app}
 
 
 def write_manifests(files: dict[str, str], out_dir: str | Path) -> list[dict[str, Any]]:
