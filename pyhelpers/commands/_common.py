@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,17 @@ def load_project_config(required: bool = True):
 
     root = click.get_current_context().find_root()
     return load_config(root.meta.get("mlops.config_path"), root.meta.get("mlops.profile"), required=required)
+
+
+@contextlib.contextmanager
+def project_locked(cfg) -> Iterator[None]:
+    """One writer per project: hold ``<state>/mlops.lock`` while this command changes the project
+    (lines, experiment run, model train/register, deploy push). See pyhelpers/lock.py."""
+    from pyhelpers.lock import project_lock
+
+    ctx = click.get_current_context(silent=True)
+    with project_lock(cfg.state, ctx.command_path if ctx else "mlops"):
+        yield
 
 
 def config_or_default():

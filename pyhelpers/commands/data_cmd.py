@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pyhelpers.commands._common import Result, leaf, load_project_config
+from pyhelpers.commands._common import Result, leaf, load_project_config, project_locked
 
 
 @click.group("data")
@@ -85,7 +85,9 @@ def push() -> Result:
     """Push the tracked data to the DVC remote (local profile: .mlops/dvc-remote)."""
     from pyhelpers import data
 
-    doc = data.push(load_project_config())
+    cfg = load_project_config()
+    with project_locked(cfg):
+        doc = data.push(cfg)
     verb = f"pushed {doc['pushed_files']} file(s)" if doc["changed"] else "unchanged: remote already has the data"
     return Result(doc, f"{verb} ({doc['remote']})")
 
@@ -95,7 +97,9 @@ def pull() -> Result:
     """Pull the tracked data from the DVC remote into the workspace."""
     from pyhelpers import data
 
-    doc = data.pull(load_project_config())
+    cfg = load_project_config()
+    with project_locked(cfg):
+        doc = data.pull(cfg)
     verb = (f"fetched {doc['fetched_files']} file(s), checked out {doc['checked_out_files']}" if doc["changed"]
             else "unchanged: workspace already up to date")
     return Result(doc, f"{verb} ({doc['remote']})")

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from pyhelpers.commands._common import Result, leaf, load_project_config
+from pyhelpers.commands._common import Result, leaf, load_project_config, project_locked
 
 
 @click.group("line")
@@ -25,7 +25,8 @@ def data_line(local: bool, force: bool) -> Result:
     from pyhelpers.line.data_line import run_data_line
 
     cfg = load_project_config()
-    result, code = run_data_line(cfg, force=force, local=local, live=sys.stderr.isatty())
+    with project_locked(cfg):
+        result, code = run_data_line(cfg, force=force, local=local, live=sys.stderr.isatty())
     if result["status"] == "unchanged":
         human = f"data {result['data_version']} is unchanged since the last run: nothing to do"
     else:
@@ -48,5 +49,6 @@ def deploy_line(local: bool, experiment: str | None) -> Result:
     from pyhelpers.line.deploy_line import human_summary, run_deploy_line
 
     cfg = load_project_config()
-    result, code = run_deploy_line(cfg, experiment, serve=local)
+    with project_locked(cfg):
+        result, code = run_deploy_line(cfg, experiment, serve=local)
     return Result(result, human_summary(cfg, result), code)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pyhelpers.commands._common import Result, leaf, load_project_config
+from pyhelpers.commands._common import Result, leaf, load_project_config, project_locked
 
 
 @click.group("model")
@@ -27,7 +27,9 @@ def train(experiment: str | None) -> Result:
     """
     from pyhelpers.model.train import train as do_train
 
-    out = do_train(load_project_config(), experiment)
+    cfg = load_project_config()
+    with project_locked(cfg):
+        out = do_train(cfg, experiment)
     metric = out.get("objective_metric") or "objective"
     verb = "unchanged: already trained in" if out["unchanged"] else "trained in"
     human = (f"{out['experiment']} best trial {out['best_trial']} {verb} run {out['run_id']}\n"
@@ -47,7 +49,9 @@ def register(run_id: str | None) -> Result:
     """
     from pyhelpers.model.registry import register as do_register
 
-    out = do_register(load_project_config(), run_id)
+    cfg = load_project_config()
+    with project_locked(cfg):
+        out = do_register(cfg, run_id)
     cand = out["candidate"]
     head = f"{out['name']} v{cand['version']} (run {cand['run_id']})"
     state = "champion" if out["promoted"] else "registered, not promoted"
@@ -61,7 +65,9 @@ def promote(version: str) -> Result:
     """Give VERSION the champion alias (by hand, without the gate)."""
     from pyhelpers.model.registry import promote as do_promote
 
-    out = do_promote(load_project_config(), version)
+    cfg = load_project_config()
+    with project_locked(cfg):
+        out = do_promote(cfg, version)
     if out["unchanged"]:
         return Result(out, f"unchanged: {out['name']} v{out['version']} is already champion")
     was = f" (was v{out['previous']})" if out["previous"] else ""
@@ -73,7 +79,9 @@ def rollback() -> Result:
     """Move the champion alias back to the previous champion (exit 2 when there is none)."""
     from pyhelpers.model.registry import rollback as do_rollback
 
-    out = do_rollback(load_project_config())
+    cfg = load_project_config()
+    with project_locked(cfg):
+        out = do_rollback(cfg)
     return Result(out, f"{out['name']}: champion rolled back from v{out['previous']} to v{out['version']}")
 
 
