@@ -79,7 +79,10 @@ def push(champion, message) -> Result:
     cfg = load_project_config()
     champion_file, champion = champion, _champion(cfg, champion)
     files = _rendered(render_manifests, cfg, champion, champion_file)
-    result = push_manifests(cfg, files, message or commit_message(champion))
+    from pyhelpers.commands._common import project_locked
+
+    with project_locked(cfg):  # one writer per project (pyhelpers/lock.py)
+        result = push_manifests(cfg, files, message or commit_message(champion))
     data = {**result, "model": champion["name"], "version": str(champion["version"]),
             "data_version": champion.get("data_version")}
     if result["changed"]:

@@ -61,7 +61,10 @@ def run(file: Path | None, local: bool, name: str | None, path_map: tuple[str, .
         plan = dry_run_plan(spec, image_paths, name)
         return Result(plan, f"would run {plan['name']}: up to {plan['maxTrialCount']} trials, "
                       f"{plan['parallelTrialCount']} at a time; first trial: {' '.join(plan['firstTrialCommand'])}")
-    doc, exit_code = run_local(cfg, spec, image_paths, name=name, live=sys.stderr.isatty())
+    from pyhelpers.commands._common import project_locked
+
+    with project_locked(cfg):  # one writer per project (pyhelpers/lock.py)
+        doc, exit_code = run_local(cfg, spec, image_paths, name=name, live=sys.stderr.isatty())
     return Result(doc, summary(doc), exit_code)
 
 
