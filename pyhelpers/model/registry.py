@@ -115,6 +115,14 @@ def version_of_run(client, name: str, run_id: str):
     return min(versions, key=lambda v: int(v.version)) if versions else None
 
 
+def version_of_key(client, name: str, key: str | None):
+    """The first version registered for this training key (data version + parameters + commit)."""
+    if not key or not key.isalnum():
+        return None
+    versions = client.search_model_versions(f"name='{name}' and tags.`{t.TRAIN_KEY}` = '{key}'")
+    return min(versions, key=lambda v: int(v.version)) if versions else None
+
+
 def register(cfg, run_id: str | None = None) -> dict:
     client = t.connect(cfg)
     name = cfg.registered_model
@@ -122,13 +130,17 @@ def register(cfg, run_id: str | None = None) -> dict:
     run_id = run.info.run_id
     ensure_registered_model(client, name)
 
-    mv = version_of_run(client, name, run_id)
+    # One version per data version + code + parameters: a run trained again for the same key
+    # (e.g. by a concurrent line before the project lock existed) finds the version already made.
+    mv = version_of_run(client, name, run_id) or version_of_key(client, name, run.data.tags.get(t.TRAIN_KEY))
     if mv is not None and (mv.tags or {}).get(GATE):
         return recorded_decision(client, name, mv)
     if mv is None:
         model_id = run.data.tags[t.MODEL_ID]
         tags = {k: v for k, v in run.data.tags.items() if k in t.LINEAGE_TAGS}
         tags[t.MODEL_ID] = model_id
+        if run.data.tags.get(t.TRAIN_KEY):
+            tags[t.TRAIN_KEY] = run.data.tags[t.TRAIN_KEY]
         mv = client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, tags=tags,
                                          model_id=model_id)
     result = judge(cfg, client, name, run, mv)
