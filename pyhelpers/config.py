@@ -104,6 +104,17 @@ class ExperimentConfig(_Section):
     namespace: str = "kubeflow"
     image_paths: dict[str, str] = Field(default_factory=dict)  # image path -> local folder
     timeout_minutes: int = Field(default=240, gt=0)
+    # Katib trials (docs/cluster.md): a Secret in `namespace` with the DVC remote's storage
+    # credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), given only to the data init
+    # container; "" = none (pod identity such as IRSA).
+    data_secret: str = "mlops-data"
+
+    @field_validator("data_secret")
+    @classmethod
+    def _secret_name(cls, v: str) -> str:
+        if v and (not DNS1123.match(v) or len(v) > 253):
+            raise ValueError("must be the name of a Kubernetes Secret (lowercase letters, digits, '-'), or ''")
+        return v
 
 
 class TrainingConfig(_Section):

@@ -85,8 +85,16 @@ _dv_option = click.option("--data-version", help="Data version the Experiment is
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @_name_option
 @_dv_option
-def submit(file: Path | None, name: str | None, data_version: str | None) -> Result:
-    """Create the Experiment FILE on Katib, named after the data version (an existing one is reused)."""
+@click.option("--image", help="Training image of the trials (default: image.name:<data version>-<commit[:8]>, "
+              "the tag mlopsImage pushes).")
+@click.option("--dry-run", is_flag=True, help="Print the Experiment and the first Trial's run spec as Katib "
+              "would create them (run spec checked against the Kubernetes schema); send nothing.")
+def submit(file: Path | None, name: str | None, data_version: str | None, image: str | None, dry_run: bool) -> Result:
+    """Create the Experiment FILE on Katib, named after the data version (an existing one is reused).
+
+    Its trials run the training image of this data version and commit and pull exactly this data
+    in an init container (docs/cluster.md).
+    """
     from pyhelpers.commands._common import load_project_config
     from pyhelpers.experiment import katib
     from pyhelpers.experiment.spec import load_spec
@@ -95,9 +103,20 @@ def submit(file: Path | None, name: str | None, data_version: str | None) -> Res
     path = file or cfg.experiment_file
     spec = load_spec(path, engine="katib")  # Katib's own features pass; typos and bad values never reach it
     name, data_version, commit = katib.resolve_name(cfg, path, name, data_version)
-    data = katib.submit(cfg, spec, name, data_version, commit)
+    if dry_run:
+        import yaml
+
+        data = katib.dry_run(cfg, spec, name, data_version, commit, image)
+        schema = data["schema"]
+        checked = (f"valid {data['trial']['runSpec']['kind']} (Kubernetes {schema['kubernetes']})" if schema["validated"]
+                   else f"not schema-checked: {schema['reason']}")
+        human = (f"# Experiment (not submitted)\n{yaml.safe_dump(data['experiment'], sort_keys=False)}---\n"
+                 f"# first Trial {data['trial']['name']}: run spec, {checked}\n"
+                 f"{yaml.safe_dump(data['trial']['runSpec'], sort_keys=False)}")
+        return Result(data, human)
+    data = katib.submit(cfg, spec, name, data_version, commit, image)
     verb = "created" if data["created"] else f"already exists ({data['phase']})"
-    return Result(data, f"Experiment {data['namespace']}/{name} {verb}")
+    return Result(data, f"Experiment {data['namespace']}/{name} {verb} (image {data['image']})")
 
 
 def _best_human(data: dict, doc: dict) -> str:

@@ -17,7 +17,9 @@ def cli():
 @leaf(cli, "data")
 @click.option("--local", is_flag=True, help="Run the Experiment with the local engine (embedded defaults).")
 @click.option("--force", is_flag=True, help="Run even when this data version was already processed.")
-def data_line(local: bool, force: bool) -> Result:
+@click.option("--image", help="Katib: training image of the trials (default: image.name:<data version>-<commit[:8]>, "
+              "the tag mlopsImage pushes).")
+def data_line(local: bool, force: bool, image: str | None) -> Result:
     """Line 1: new data -> Experiment -> Slack. A no-op when the data version was processed."""
     from pyhelpers import notify
     from pyhelpers.experiment.runner import summary
@@ -26,7 +28,7 @@ def data_line(local: bool, force: bool) -> Result:
 
     cfg = load_project_config()
     with project_locked(cfg):
-        result, code = run_data_line(cfg, force=force, local=local, live=sys.stderr.isatty())
+        result, code = run_data_line(cfg, force=force, local=local, live=sys.stderr.isatty(), image=image)
     if result["status"] == "unchanged":
         human = f"data {result['data_version']} is unchanged since the last run: nothing to do"
     else:

@@ -58,8 +58,16 @@ def resolve_name(cfg, spec_file: Path | None, name: str | None, data_version: st
     return experiment_name(spec.name, data_version), data_version, commit
 
 
-def build_object(cfg, spec, name: str, data_version: str, commit: str | None) -> dict:
-    """The Experiment to create: the validated YAML with our name, namespace and lineage annotations."""
+def build_object(cfg, spec, name: str, data_version: str, commit: str | None, image: str | None = None) -> dict:
+    """The Experiment to create: the validated YAML with our name, namespace and lineage annotations,
+    its trials wired to the training image of this data version and commit and to exactly this
+    data (``trial_wiring``; ``image`` None: the image ``mlopsImage`` builds for them)."""
+    from pyhelpers.experiment import trial_wiring as tw
+
+    if not commit:
+        raise BadInput(f"{cfg.root} has no git commit: trials run the image built for a commit")
+    image = tw.check_image(image) if image else tw.default_image(cfg, data_version, commit)
+    wired = tw.wire(spec.spec, image, tw.data_wiring(cfg, commit, data_version), source=str(spec.source))
     meta = dict(spec.doc.get("metadata") or {})
     source = Path(spec.source).resolve()
     try:
@@ -67,24 +75,41 @@ def build_object(cfg, spec, name: str, data_version: str, commit: str | None) ->
     except ValueError:
         source_rel = str(source)
     annotations = {**(meta.get("annotations") or {}), "mlops.io/data-version": data_version,
-                   "mlops.io/spec-file": source_rel, "mlops.io/spec-hash": spec_hash(spec.spec)}
-    if commit:
-        annotations["mlops.io/git-commit"] = commit
+                   "mlops.io/spec-file": source_rel, "mlops.io/spec-hash": spec_hash(spec.spec),
+                   "mlops.io/image": image, "mlops.io/git-commit": commit}
     labels = {**(meta.get("labels") or {}), "app.kubernetes.io/managed-by": "mlops",
               "mlops.io/project": cfg.project, "mlops.io/data-version": data_version}
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Experiment",
             "metadata": {"name": name, "namespace": cfg.experiment.namespace, "labels": labels,
                          "annotations": annotations},
-            "spec": spec.spec}
+            "spec": wired}
 
 
-def submit(cfg, spec, name: str, data_version: str, commit: str | None) -> dict[str, Any]:
+def dry_run(cfg, spec, name: str, data_version: str, commit: str | None, image: str | None = None) -> dict[str, Any]:
+    """The Experiment as it would be created and the first Trial's run spec as Katib would render
+    it, checked against the Kubernetes schema of its kind; nothing is sent to the cluster."""
+    from pyhelpers.experiment import trial_wiring as tw
+
+    obj = build_object(cfg, spec, name, data_version, commit, image)
+    assignments = tw.example_assignments(obj["spec"])
+    trial = tw.trial_name(name)
+    run_spec = tw.run_spec(obj, assignments, trial)
+    return {"name": name, "namespace": obj["metadata"]["namespace"], "data_version": data_version,
+            "git_commit": commit, "image": obj["metadata"]["annotations"]["mlops.io/image"], "dry_run": True,
+            "status": "dry-run", "experiment": obj,
+            "trial": {"name": trial, "parameterAssignments": [{"name": k, "value": v} for k, v in assignments.items()],
+                      "runSpec": run_spec},
+            "schema": tw.validate_run_spec(run_spec)}
+
+
+def submit(cfg, spec, name: str, data_version: str, commit: str | None, image: str | None = None) -> dict[str, Any]:
     """Create the Experiment unless it exists (409 AlreadyExists: report the existing one)."""
     from kubernetes.client.rest import ApiException
 
+    body = build_object(cfg, spec, name, data_version, commit, image)  # bad input before any API call
+    image = body["metadata"]["annotations"]["mlops.io/image"]
     custom, _ = k8s.clients()
     ns = cfg.experiment.namespace
-    body = build_object(cfg, spec, name, data_version, commit)
     what = f"submit experiment {name}"
     try:
         obj = k8s.call(custom.create_namespaced_custom_object, GROUP, VERSION, ns, EXPERIMENTS, body, what=what)
@@ -100,15 +125,20 @@ def submit(cfg, spec, name: str, data_version: str, commit: str | None) -> dict[
         raise BadInput(f"an Experiment {ns}/{name} already exists for data {ann['mlops.io/data-version']}, "
                        f"not {data_version}; choose another --name or `mlops experiment delete` it")
     spec_changed = not created and ann.get("mlops.io/spec-hash") not in (None, spec_hash(spec.spec))
+    image_changed = not created and ann.get("mlops.io/image") != image
     phase = st.phase(obj)
     if not created:
         _log(f"Experiment {ns}/{name} already exists for data {data_version} ({phase}): not creating another")
         if spec_changed:
             _log("the Experiment file changed since it was submitted; `mlops experiment delete` it to rerun")
+        if image_changed:
+            _log(f"its trials run image {ann.get('mlops.io/image')}, not {image}; `mlops experiment delete` it "
+                 "to rerun with this code")
     atomic_write_text(cfg.state_path("experiments", "latest"), name + "\n")
     return {"name": name, "namespace": ns, "data_version": data_version, "git_commit": commit,
             "created": created, "status": "created" if created else "unchanged", "phase": phase,
-            "spec_changed": spec_changed, "uid": obj["metadata"].get("uid")}
+            "spec_changed": spec_changed, "image": ann.get("mlops.io/image") or image,
+            "image_changed": image_changed, "uid": obj["metadata"].get("uid")}
 
 
 def get_experiment(custom, ns: str, name: str) -> dict:

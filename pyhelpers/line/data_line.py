@@ -28,9 +28,13 @@ def _log(message: str) -> None:
     print(f"[line data] {message}", file=sys.stderr, flush=True)
 
 
-def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = False) -> tuple[dict[str, Any], int]:
-    """``local``: the local engine whatever experiment.engine says; else experiment.engine decides."""
+def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = False,
+                  image: str | None = None) -> tuple[dict[str, Any], int]:
+    """``local``: the local engine whatever experiment.engine says; else experiment.engine decides.
+    ``image``: the trials' training image on Katib (default: the one built for this data and commit)."""
     on_katib = not local and cfg.experiment.engine == "katib"
+    if image and not on_katib:
+        raise BadInput("--image is for Experiments on Katib (experiment.engine: katib, without --local)")
     # a bad spec stops the line before anything happens
     spec = load_spec(cfg.experiment_file, engine="katib" if on_katib else "local")
     state = data.status(cfg)
@@ -63,7 +67,7 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
 
     name = experiment_name(spec.name, version)
     if on_katib:
-        doc, code = _run_on_katib(cfg, spec, name, version, commit)
+        doc, code = _run_on_katib(cfg, spec, name, version, commit, image)
     else:
         _log(f"running experiment {name} ({spec.algorithm}, up to {spec.max_trials} trials, {spec.parallel} at a time)")
         annotations = {"mlops.io/data-version": version, "mlops.io/git-commit": commit}
@@ -90,15 +94,17 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
         "status_file": str(st.experiment_dir(cfg.state, name) / st.STATUS_FILE),
         "notification": notification,
     })
+    if on_katib:  # what the trials ran: the image of this data version and commit
+        result["image"] = ((doc.get("metadata") or {}).get("annotations") or {}).get("mlops.io/image")
     return result, code
 
 
-def _run_on_katib(cfg, spec, name: str, version: str, commit: str) -> tuple[dict, int]:
+def _run_on_katib(cfg, spec, name: str, version: str, commit: str, image: str | None) -> tuple[dict, int]:
     """Submit (or find: the name comes from the data version) the Experiment and watch it to the end."""
     from pyhelpers.experiment import katib
 
-    submitted = katib.submit(cfg, spec, name, version, commit)
+    submitted = katib.submit(cfg, spec, name, version, commit, image)
     _log(f"experiment {cfg.experiment.namespace}/{name} {'created' if submitted['created'] else 'already exists'} "
-         "on Katib; waiting for it")
+         f"on Katib (image {submitted['image']}); waiting for it")
     data, doc = katib.wait(cfg, name, cfg.experiment.timeout_minutes * 60)
     return doc, data["exit_code"]
