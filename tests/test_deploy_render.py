@@ -12,6 +12,8 @@ from pyhelpers.config import load_config
 from pyhelpers.deploy.render import render_manifests, storage_uri
 from pyhelpers.errors import BadInput
 from tests import crds
+from tests.conftest import git
+from tests.test_s3 import AWS, CANARY, MLFLOW_BUCKET, s3  # noqa: F401 - s3: moto's S3 server fixture
 
 CONFIG = """\
 project: taxi-fare
@@ -39,7 +41,8 @@ def make_cfg(tmp_path: Path, profile: str | None = None, text: str = CONFIG):
     return load_config(tmp_path / "mlops.yaml", profile, environ={})
 
 
-def champion(tmp_path: Path, **over) -> dict:
+def champion(tmp_path: Path, artifacts: bool = True, **over) -> dict:
+    """A champion description; with ``artifacts`` its local artifact folder holds an MLmodel (deploy only what exists)."""
     doc = {
         "name": "taxi-fare",
         "version": "3",
@@ -54,6 +57,10 @@ def champion(tmp_path: Path, **over) -> dict:
         "objective_value": 1.2345,
     }
     doc.update(over)
+    folder = Path(str(doc["artifact_uri"]))
+    if artifacts and folder.is_absolute() and folder.is_relative_to(tmp_path):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "MLmodel").write_text("artifact_path: model\nflavors:\n  python_function: {}\n")
     return doc
 
 
@@ -244,3 +251,115 @@ def test_kserve_config_is_checked(tmp_path):
         make_cfg(tmp_path, text=KSERVE.replace("target: kserve", "target: kfserving"))
     with pytest.raises(BadInput, match=r"deploy\.deployment_mode"):
         make_cfg(tmp_path, text=KSERVE.replace("  target: kserve\n", "  target: kserve\n  deployment_mode: Standard\n"))
+
+
+# -- deploy only what exists (issue 13) ------------------------------------------------------------
+def test_missing_local_artifacts_are_exit_1_and_nothing_is_written_or_pushed(tmp_path, mlops):
+    make_cfg(tmp_path)
+    gone = champion(tmp_path, artifacts=False)
+    (tmp_path / "champion.json").write_text(json.dumps(gone))
+    for command in ("render", "push"):
+        r = mlops("deploy", command, "--champion", "champion.json", cwd=tmp_path)
+        assert r.code == 1, r
+        assert r.err.strip().splitlines()[-1] == (
+            f"mlops: error: champion taxi-fare version 3: no MLmodel at {gone['artifact_uri']} (its artifacts "
+            "were deleted or never uploaded); nothing rendered or pushed")
+    assert not (tmp_path / ".mlops" / "manifests").exists() and not (tmp_path / ".mlops" / "gitops.git").exists()
+
+    # a folder without its MLmodel is no model either; a relative URI is the project's
+    (tmp_path / "rel" / "artifacts").mkdir(parents=True)
+    (tmp_path / "champion.json").write_text(json.dumps({**gone, "artifact_uri": "rel/artifacts"}))
+    r = mlops("deploy", "render", "--champion", "champion.json", cwd=tmp_path)
+    assert r.code == 1 and f"no MLmodel at {tmp_path / 'rel' / 'artifacts'}" in r.err, r
+    (tmp_path / "rel" / "artifacts" / "MLmodel").write_text("flavors: {}\n")
+    r = mlops("deploy", "render", "--champion", "champion.json", "--json", cwd=tmp_path)
+    assert r.code == 0 and r.json()["artifacts"]["via"] == "file system", r
+    # bad input is still reported first (exit 2), before any look at the artifacts
+    (tmp_path / "champion.json").write_text(json.dumps({k: v for k, v in gone.items() if k != "version"}))
+    assert mlops("deploy", "render", "--champion", "champion.json", cwd=tmp_path).code == 2
+
+
+def test_s3_artifacts_are_checked_with_head_object(s3, tmp_path, mlops):  # noqa: F811 - the fixture
+    text = CONFIG + f"mlflow:\n  s3_endpoint_url: {s3.endpoint}\n"
+    make_cfg(tmp_path, text=text)
+    prefix = "mlflow/1/models/m-s3check/artifacts"
+    s3.client.put_object(Bucket=MLFLOW_BUCKET, Key=f"{prefix}/MLmodel", Body=b"flavors: {}\n")
+    here = champion(tmp_path, artifact_uri=f"s3://{MLFLOW_BUCKET}/{prefix}")
+    (tmp_path / "champion.json").write_text(json.dumps(here))
+    ok = mlops("deploy", "render", "--champion", "champion.json", "--json", cwd=tmp_path, env=AWS)
+    assert ok.code == 0, ok
+    assert ok.json()["artifacts"]["checked"] == f"s3://{MLFLOW_BUCKET}/{prefix}/MLmodel"
+    assert f"storageUri: s3://{MLFLOW_BUCKET}/{prefix}" not in ok.out  # Seldon target: modelUri
+    gone = {**here, "artifact_uri": f"s3://{MLFLOW_BUCKET}/mlflow/1/models/m-deleted/artifacts", "version": "4"}
+    (tmp_path / "champion.json").write_text(json.dumps(gone))
+    for command in ("render", "push"):
+        r = mlops("deploy", command, "--champion", "champion.json", cwd=tmp_path, env=AWS)
+        assert r.code == 1, r
+        assert f"no MLmodel at s3://{MLFLOW_BUCKET}/mlflow/1/models/m-deleted/artifacts" in r.err, r
+        assert CANARY not in r.out + r.err
+    manifest = tmp_path / ".mlops" / "manifests" / "apps" / "taxi-fare" / "seldondeployment.yaml"
+    assert "mlops.io/model-version: '3'" in manifest.read_text()  # the earlier render was not replaced
+    assert not (tmp_path / ".mlops" / "gitops.git").exists()
+    nokeys = {**AWS, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+    r = mlops("deploy", "render", "--champion", "champion.json", cwd=tmp_path, env=nokeys)
+    assert r.code == 1 and "cannot check the champion's artifacts" in r.err and "Traceback" not in r.err, r
+
+
+# -- switching deploy.target -------------------------------------------------------------------------
+def _names_in_commit(bare: Path, rev: str = "main") -> list[str]:
+    return git(bare, "show", "--name-status", "--no-renames", "--format=", rev).split("\n")[:-1]
+
+
+def test_switching_target_is_one_commit_that_removes_the_old_manifest(tmp_path, mlops):
+    make_cfg(tmp_path)
+    (tmp_path / "champion.json").write_text(json.dumps(champion(tmp_path)))
+    bare = tmp_path / ".mlops" / "gitops.git"
+    seldon = mlops("deploy", "push", "--champion", "champion.json", "--json", cwd=tmp_path)
+    assert seldon.code == 0 and seldon.json()["removed"] == [] and seldon.json()["target"] == "seldon", seldon
+    assert mlops("deploy", "render", "--champion", "champion.json", cwd=tmp_path).code == 0
+
+    make_cfg(tmp_path, text=KSERVE)
+    switched = mlops("deploy", "push", "--champion", "champion.json", "--json", cwd=tmp_path)
+    assert switched.code == 0, switched
+    doc = switched.json()
+    assert doc["changed"] and doc["removed"] == ["apps/taxi-fare/seldondeployment.yaml"]
+    assert git(bare, "rev-list", "--count", "main").strip() == "2"  # one commit for the switch
+    assert sorted(_names_in_commit(bare)) == ["A\tapps/taxi-fare/inferenceservice.yaml",
+                                              "D\tapps/taxi-fare/seldondeployment.yaml",
+                                              "M\targocd/taxi-fare.yaml"]
+    assert git(bare, "ls-tree", "-r", "--name-only", "main", "apps/").split() == ["apps/taxi-fare/inferenceservice.yaml"]
+    assert "removed apps/taxi-fare/seldondeployment.yaml in the same commit" in switched.err
+    again = mlops("deploy", "push", "--champion", "champion.json", "--json", cwd=tmp_path)
+    assert again.code == 0 and again.json()["changed"] is False, again
+
+    # render's folder follows too: no stale SeldonDeployment beside the InferenceService
+    rendered = mlops("deploy", "render", "--champion", "champion.json", "--json", cwd=tmp_path)
+    assert rendered.code == 0, rendered
+    apps = tmp_path / ".mlops" / "manifests" / "apps" / "taxi-fare"
+    assert sorted(p.name for p in apps.iterdir()) == ["inferenceservice.yaml"]
+    assert rendered.json()["removed"] == [str(apps / "seldondeployment.yaml")]
+
+    # and back: the InferenceService goes in the commit that brings the SeldonDeployment back
+    make_cfg(tmp_path)
+    back = mlops("deploy", "push", "--champion", "champion.json", "--json", cwd=tmp_path)
+    assert back.code == 0 and back.json()["removed"] == ["apps/taxi-fare/inferenceservice.yaml"], back
+    assert git(bare, "ls-tree", "-r", "--name-only", "main", "apps/").split() == ["apps/taxi-fare/seldondeployment.yaml"]
+
+
+def test_switching_target_keeps_and_reports_a_file_mlops_did_not_render(tmp_path, mlops):
+    make_cfg(tmp_path)
+    (tmp_path / "champion.json").write_text(json.dumps(champion(tmp_path)))
+    bare = tmp_path / ".mlops" / "gitops.git"
+    assert mlops("deploy", "push", "--champion", "champion.json", cwd=tmp_path).code == 0
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    hand_written = "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {name: taxi-fare}\n"
+    (clone / "apps" / "taxi-fare" / "seldondeployment.yaml").write_text(hand_written)
+    git(clone, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qam", "edited by hand")
+    git(clone, "push", "-q", "origin", "HEAD:main")
+
+    make_cfg(tmp_path, text=KSERVE)
+    r = mlops("deploy", "push", "--champion", "champion.json", "--json", cwd=tmp_path)
+    assert r.code == 0 and r.json()["removed"] == [] and r.json()["kept"] == ["apps/taxi-fare/seldondeployment.yaml"], r
+    assert "was not rendered by mlops and is kept" in r.err and "served beside the new manifest" in r.err
+    assert git(bare, "show", "main:apps/taxi-fare/seldondeployment.yaml") == hand_written

@@ -15,7 +15,7 @@ CHAMPION_HELP = "JSON file with the champion description (default: the registere
 
 @click.group("deploy")
 def cli():
-    """Seldon manifests, GitOps push, local serving and smoke tests."""
+    """Seldon/KServe manifests, GitOps push, local serving and smoke tests."""
 
 
 def _champion(cfg, champion_file: str | None) -> dict:
@@ -40,10 +40,16 @@ def _champion(cfg, champion_file: str | None) -> dict:
     return check_champion(champion)
 
 
-def _rendered(render_manifests, cfg, champion: dict, champion_file: str | None) -> dict[str, str]:
-    """Rendered manifests; a value the champion FILE holds that cannot be rendered names that file."""
+def _rendered(cfg, champion: dict, champion_file: str | None) -> tuple[dict[str, str], dict]:
+    """Rendered manifests once the champion's artifacts are known to exist (nothing is written before).
+
+    A value the champion FILE holds that cannot be rendered names that file (exit 2); a champion
+    whose MLmodel is missing is exit 1 naming its URI.
+    """
+    from pyhelpers.deploy.publish import checked_manifests
+
     try:
-        return render_manifests(cfg, champion)
+        return checked_manifests(cfg, champion)
     except BadInput as exc:
         if champion_file and not str(exc).startswith(champion_file):
             raise BadInput(str(exc), source=champion_file) from None
@@ -54,17 +60,24 @@ def _rendered(render_manifests, cfg, champion: dict, champion_file: str | None) 
 @click.option("--champion", metavar="FILE", help=CHAMPION_HELP)
 @click.option("--out", metavar="DIR", help="Folder to write into (default: <state>/manifests).")
 def render(champion, out) -> Result:
-    """Render the SeldonDeployment and its Argo CD Application for the champion (deterministic YAML)."""
-    from pyhelpers.deploy.render import render_manifests, write_manifests
+    """Render the champion's SeldonDeployment or InferenceService (deploy.target) and its Argo CD Application.
+
+    Deterministic YAML; the champion's MLmodel must exist at its artifact URI first. When
+    deploy.target changed, the other target's manifest rendered earlier into the folder is removed.
+    """
+    from pyhelpers.deploy.publish import write
 
     cfg = load_project_config()
     champion_file, champion = champion, _champion(cfg, champion)
     out = Path(out).resolve() if out else cfg.state_path("manifests")
-    files = write_manifests(_rendered(render_manifests, cfg, champion, champion_file), out)
-    changed = any(f["changed"] for f in files)
+    rendered, artifacts = _rendered(cfg, champion, champion_file)
+    done = write(cfg, rendered, out)
+    files = done["files"]
+    changed = any(f["changed"] for f in files) or bool(done["removed"])
     data = {"changed": changed, "out_dir": str(out), "model": champion["name"], "version": str(champion["version"]),
-            "files": files}
+            "target": cfg.deploy.target, "files": files, "removed": done["removed"], "artifacts": artifacts}
     lines = [f"{f['path']} ({'written' if f['changed'] else 'unchanged'})" for f in files]
+    lines += [f"{path} (removed: deploy.target is {cfg.deploy.target})" for path in done["removed"]]
     return Result(data, "\n".join(lines))
 
 
@@ -73,20 +86,22 @@ def render(champion, out) -> Result:
 @click.option("--message", help="Commit message (default: names model, version and data version).")
 def push(champion, message) -> Result:
     """Commit the rendered manifests to the GitOps repository and push (no commit when unchanged)."""
-    from pyhelpers.deploy.gitops import commit_message, push_manifests
-    from pyhelpers.deploy.render import render_manifests
+    from pyhelpers.deploy import publish
+    from pyhelpers.deploy.gitops import commit_message
 
     cfg = load_project_config()
     champion_file, champion = champion, _champion(cfg, champion)
-    files = _rendered(render_manifests, cfg, champion, champion_file)
+    files, _ = _rendered(cfg, champion, champion_file)
     from pyhelpers.commands._common import project_locked
 
     with project_locked(cfg):  # one writer per project (pyhelpers/lock.py)
-        result = push_manifests(cfg, files, message or commit_message(champion))
+        result = publish.push(cfg, files, message or commit_message(champion))
     data = {**result, "model": champion["name"], "version": str(champion["version"]),
-            "data_version": champion.get("data_version")}
+            "data_version": champion.get("data_version"), "target": cfg.deploy.target}
     if result["changed"]:
         human = f"pushed {result['commit'][:12]} to {result['repo']} ({result['branch']}): {', '.join(result['paths'])}"
+        if result.get("removed"):
+            human += f"; removed {', '.join(result['removed'])}"
     else:
         human = f"unchanged: {result['repo']} ({result['branch']}) already has these manifests at {result['commit']}"
     return Result(data, human)
@@ -143,7 +158,7 @@ def serve(local, champion, port, metrics_port) -> Result:
     from pyhelpers.deploy.serve import serve_local
 
     if not local:
-        raise BadInput("--local is required: in a cluster Argo CD deploys the pushed SeldonDeployment")
+        raise BadInput("--local is required: in a cluster Argo CD deploys the pushed manifest")
     cfg = load_project_config()
     champion = _champion(cfg, champion)
     info = serve_local(cfg, champion, port=port, metrics_port=metrics_port)

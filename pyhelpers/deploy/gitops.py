@@ -133,14 +133,28 @@ def ensure_bare_repo(path: Path, branch: str) -> bool:
     return True
 
 
-def _apply(git: _Git, files: dict[str, str]) -> bool:
-    """Write the files into the work tree and stage them; True when the index differs from HEAD."""
+def _apply(git: _Git, files: dict[str, str], remove=(), removable=None) -> tuple[bool, list[str], list[str]]:
+    """Write the files into the work tree and stage them, and stage the removal of each ``remove`` path
+    present whose text ``removable(text)`` accepts (all when None).
+
+    Returns (index differs from HEAD, removed paths, present paths that were kept).
+    """
     from pyhelpers.fsutil import atomic_write_text
 
     for rel, text in files.items():
         atomic_write_text(git.workdir / rel, text)
     git("add", "--", *files)
-    return git("diff", "--cached", "--quiet", check=False).returncode != 0
+    removed, kept = [], []
+    for rel in remove:
+        path = git.workdir / rel
+        if rel in files or not path.is_file():
+            continue
+        if removable is None or removable(path.read_text(encoding="utf-8", errors="replace")):
+            git("rm", "-q", "--", rel)
+            removed.append(rel)
+        else:
+            kept.append(rel)
+    return git("diff", "--cached", "--quiet", check=False).returncode != 0, removed, kept
 
 
 def _head(git: _Git, ref: str = "HEAD") -> str | None:
@@ -201,9 +215,14 @@ def _push(git: _Git, cfg, where: str, base: str | None, attempts: int) -> bool:
     return False
 
 
-def push_manifests(cfg, files: dict[str, str], message: str) -> dict:
-    """Commit ``files`` (GitOps path -> text) on ``cfg.gitops.branch`` and push; never force."""
-    _check_inputs(cfg, files)
+def push_manifests(cfg, files: dict[str, str], message: str, remove=(), removable=None) -> dict:
+    """Commit ``files`` (GitOps path -> text) on ``cfg.gitops.branch`` and push; never force.
+
+    ``remove``: paths deleted in the same commit when present and ``removable(text)`` (default: always)
+    accepts them (``removed``); present ones it refuses are reported as ``kept``.
+    """
+    remove = list(remove)
+    _check_inputs(cfg, {**files, **dict.fromkeys(remove, "")})
     remote, created = _remote(cfg, create=True)
     branch = cfg.gitops.branch
     result = {"repo": redact(cfg.gitops_repo), "branch": branch, "paths": sorted(files), "created_repo": created}
@@ -215,12 +234,15 @@ def push_manifests(cfg, files: dict[str, str], message: str) -> dict:
         while True:
             attempts += 1
             base = _head(git)
-            if not _apply(git, files):
-                return {**result, "changed": False, "commit": base, "previous": base, "attempts": attempts}
+            changed, removed, kept = _apply(git, files, remove, removable)
+            if not changed:
+                return {**result, "changed": False, "commit": base, "previous": base, "attempts": attempts,
+                        "removed": [], "kept": kept}
             git("commit", "-q", "--no-verify", "-m", message)
             commit = _head(git)
             if _push(git, cfg, result["repo"], base, attempts):
-                return {**result, "changed": True, "commit": commit, "previous": base, "attempts": attempts}
+                return {**result, "changed": True, "commit": commit, "previous": base, "attempts": attempts,
+                        "removed": removed, "kept": kept}
 
 
 def branch_head(cfg) -> str | None:

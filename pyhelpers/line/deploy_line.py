@@ -24,7 +24,7 @@ def _log(message: str) -> None:
 
 
 def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> tuple[dict[str, Any], int]:
-    from pyhelpers.deploy import gitops, render
+    from pyhelpers.deploy import gitops, publish
     from pyhelpers.model import registry, train
 
     steps: dict[str, Any] = {}
@@ -46,7 +46,7 @@ def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> t
         result.update(status="not-deployed", reason="no champion version to deploy")
         return result, 0
 
-    files = render.render_manifests(cfg, champion)
+    files, _ = publish.checked_manifests(cfg, champion)  # rendered, and the champion's MLmodel exists
     steps["render"] = {"paths": sorted(files), "model": champion["name"], "version": champion["version"]}
 
     if serve:
@@ -60,7 +60,7 @@ def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> t
                    f"{'withdrawn' if promoted_now else 'stays champion'})"
             raise type(exc)(f"{exc}{note}") from None
 
-    pushed = gitops.push_manifests(cfg, files, gitops.commit_message(champion))
+    pushed = publish.push(cfg, files, gitops.commit_message(champion))  # removes a switched-from target's manifest
     steps["push"] = pushed
     _log(f"push: {'commit ' + pushed['commit'][:12] if pushed['changed'] else 'unchanged'} "
          f"({', '.join(pushed['paths'])})")
