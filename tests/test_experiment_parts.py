@@ -69,17 +69,17 @@ def test_json_lines_metrics():
 
 @pytest.mark.parametrize("name, settings, sampler, attrs", [
     ("random", {"random_state": "3"}, "RandomSampler", {}),
-    ("tpe", {"random_state": "3", "n_startup_trials": "5", "n_ei_candidates": "12"}, "TPESampler",
-     {"_n_startup_trials": 5, "_n_ei_candidates": 12}),
+    ("tpe", {"random_state": "3", "n_EI_candidates": "12", "prior_weight": "2"}, "TPESampler",
+     {"_n_startup_trials": 2, "_n_ei_candidates": 12}),
     ("multivariate-tpe", {}, "TPESampler", {"_multivariate": True}),
     ("cmaes", {"sigma": "0.5", "random_state": "2"}, "CmaEsSampler", {"_sigma0": 0.5}),
-    ("sobol", {"scramble": "true"}, "QMCSampler", {"_qmc_type": "sobol", "_scramble": True}),
+    ("sobol", {}, "QMCSampler", {"_qmc_type": "sobol", "_scramble": False}),
     ("grid", {}, "GridSampler", {}),
 ])
 def test_algorithm_mapping(name, settings, sampler, attrs):
     import optuna
 
-    s = algorithms.make_sampler(name, settings, grid={"x": [1, 2]})
+    s = algorithms.make_sampler(name, settings, grid={"x": [1, 2]}, parallel=2)
     assert isinstance(s, getattr(optuna.samplers, sampler))
     for attr, value in attrs.items():
         assert getattr(s, attr) == value
@@ -106,5 +106,5 @@ def test_bayesianoptimization_is_the_gp_sampler_or_a_clear_error():
         import optuna
 
         assert isinstance(algorithms.make_sampler("bayesianoptimization", {}), optuna.samplers.GPSampler)
-    _, errors = algorithms.convert_settings("bayesianoptimization", {"acq_func": "EI"})
-    assert "not supported for 'bayesianoptimization'" in errors["acq_func"]
+    assert algorithms.local_problem("bayesianoptimization", {"acq_func": "EI"}) is None
+    assert "not supported by the local engine" in algorithms.local_problem("bayesianoptimization", {"acq_func": "LCB"})[1]

@@ -58,29 +58,29 @@ def test_misspelled_field_inside_the_trial_job(spec_file):
 
 @pytest.mark.parametrize("old, new, expected", [
     ('min: "-2", max: "2"', 'min: "3", max: "2"', r"feasibleSpace.min: min 3 is greater than max 2"),
-    ("reference: kind}", "reference: knd}", r"'knd' is not a parameter of this Experiment"),
-    ("parallelTrialCount: 1", "parallelTrialCount: 9", r"parallelTrialCount 9 is greater than maxTrialCount 4"),
+    ("reference: kind}", "reference: knd}", r"parameter reference knd does not exist in spec.parameters"),
+    ("parallelTrialCount: 1", "parallelTrialCount: 9", r"parallelTrialCount: 9: Katib refuses it: should be less than or equal to spec.maxTrialCount \(4\)"),
     ("algorithmName: random", "algorithmName: hyperband", r"'hyperband' is not supported by the local engine"),
     ("algorithmName: random", "algorithmName: pbt", r"'pbt' is not supported by the local engine"),
     ("algorithmName: random", "algorithmName: darts", r"'darts' is not supported"),
-    ("algorithmName: random", "algorithmName: anneal", r"unknown algorithm 'anneal'; supported: random, grid"),
-    ("name: random_state", "name: seed", r"setting 'seed' is not supported for 'random'; supported: random_state"),
-    ('value: "1"', 'value: "one"', r"setting 'random_state'='one' has the wrong type"),
-    ("type: minimize", "type: minimise", r"objective.type: must be 'minimize' or 'maximize'"),
-    ("parameterType: int", "parameterType: integer", r"parameterType: must be one of double, int"),
+    ("algorithmName: random", "algorithmName: anneal", r"'anneal': Katib refuses it: no suggestion for algorithm 'anneal'"),
+    ("name: random_state", "name: seed", r"random runs on Katib's hyperopt service, which accepts random_state; got seed"),
+    ('value: "1"', 'value: "one"', r"random runs on Katib's hyperopt service, which refuses it: failed to validate random_state\(one\)"),
+    ("type: minimize", "type: minimise", r"objective.type: 'minimise': Katib refuses it: must be minimize or maximize"),
+    ("parameterType: int", "parameterType: integer", r"parameterType: 'integer': Katib refuses it: parameterType is not supported"),
     ('min: "1", max: "3"', 'min: "1.5", max: "3"', r"feasibleSpace.min: must be an integer"),
     ('min: "-2", max: "2"', 'min: -2, max: "2"', r'must be a string \(quote it: "-2"\)'),
     ('min: "-2", max: "2"', 'min: "-2", max: "2", distribution: normal', r"distribution 'normal' is not supported"),
     ('min: "-2", max: "2"', 'min: "-2", max: "2", distribution: logUniform', r"logUniform needs min > 0"),
     ('min: "-2", max: "2"', 'min: "-2", max: "2", step: "0"', r"step: must be positive"),
-    ("maxTrialCount: 4", "maxTrialCount: 0", r"maxTrialCount: must be at least 1"),
+    ("maxTrialCount: 4", "maxTrialCount: 0", r"maxTrialCount: 0: Katib refuses it: must be greater than 0"),
     ("  maxTrialCount: 4\n", "", r"spec.maxTrialCount is required by the local engine"),
     ("kind: Experiment", "kind: Trial", r"kind: must be 'Experiment'"),
     ("apiVersion: kubeflow.org/v1beta1", "apiVersion: kubeflow.org/v1alpha3", r"apiVersion: must be 'kubeflow.org/v1beta1'"),
-    ("name: exp", "name: Exp_1", r"metadata.name: 'Exp_1' is not a DNS-1123 name"),
-    ("--kind=${trialParameters.kind}", "--kind=${trialParameters.knd}", r"\$\{trialParameters.knd\} is used but not declared"),
-    ("primaryContainerName: main", "primaryContainerName: trainer", r"no container named 'trainer'"),
-    ('["a", "b"]', "[]", r"needs a non-empty feasibleSpace.list"),
+    ("name: exp", "name: Exp_1", r"metadata.name: 'Exp_1': Katib refuses it: a name must start with a lowercase letter"),
+    ("--kind=${trialParameters.kind}", "--kind=${trialParameters.knd}", r"\$\{trialParameters.kind\} is not found in the trial template"),
+    ("primaryContainerName: main", "primaryContainerName: trainer", r"'trainer': no such container in spec.template.spec.containers: main"),
+    ('["a", "b"]', "[]", r"feasibleSpace: Katib refuses it: feasibleSpace must be specified"),
     ('["a", "b"]', '["a", "a"]', r"list: contains a value twice"),
 ])
 def test_rejections(spec_file, old, new, expected):
@@ -105,7 +105,7 @@ def test_unsupported_features_are_rejected_not_ignored(spec_file):
 
 def test_grid_needs_steps_and_cmaes_two_numeric_parameters(tmp_path):
     path = write_experiment(tmp_path / "g", algorithm="grid", settings={})
-    assert "grid search needs a step for double parameter 'x'" in rejected(path)
+    assert "Param x step is nil; For discrete search space, all parameters must include step" in rejected(path)
     path = write_experiment(tmp_path / "g2", algorithm="grid", settings={}, step="1")
     assert load_spec(path).grid_size() == 5 * 3 * 2
 
@@ -114,9 +114,9 @@ def test_metrics_format_must_compile_with_two_groups(spec_file):
     collector = ("  metricsCollectorSpec:\n    source:\n      filter:\n        metricsFormat:\n"
                  "          - \"([a-z]+): (\"\n  parameters:")
     edit(spec_file, "  parameters:", collector)
-    assert "invalid regular expression" in rejected(spec_file)
+    assert "Katib refuses it: invalid filter (Go regexp, RE2 syntax)" in rejected(spec_file)
     edit(spec_file, '"([a-z]+): ("', '"([a-z]+)"')
-    assert "needs two capture groups" in rejected(spec_file)
+    assert "two top subexpressions are required" in rejected(spec_file)
 
 
 def test_cli_validate_exit_codes(mlops, spec_file):
@@ -135,7 +135,8 @@ def test_field_table_matches_the_installed_katib_sdk():
 
 def test_katib_engine_accepts_katib_features_but_not_typos(spec_file):
     text = spec_file.read_text().replace("algorithmName: random", "algorithmName: hyperband").replace(
-        "    algorithmSettings:\n      - name: random_state\n        value: \"1\"\n", "")
+        "      - name: random_state\n        value: \"1\"\n",
+        "      - {name: r_l, value: \"1\"}\n      - {name: resource_name, value: n}\n")
     text = text.replace("  parameters:", "  earlyStopping:\n    algorithmName: medianstop\n  parameters:", 1)
     text = text.replace("  maxTrialCount: 4\n", "")
     spec_file.write_text(text)

@@ -1,12 +1,32 @@
-"""Katib ``algorithmName`` -> Optuna sampler, as Katib's own suggestion services map them.
+"""Katib ``algorithmName`` -> Optuna sampler, with the meaning of the suggestion service that
+runs the algorithm under Katib's default katib-config (``katib_config.UPSTREAM``).
 
-Validation (names and settings) needs no Optuna; only ``make_sampler`` imports it.
+Settings are first validated by Katib's own rules (``katib_rules.ServiceRules``): the local engine
+accepts exactly the settings a default Katib accepts, and refuses with one line (``local_problem``)
+the few it cannot honour. Approximations, documented in docs/katib.md:
+
+- random -> hyperopt's rand: ``RandomSampler(seed=random_state)``.
+- tpe -> hyperopt's TPE: ``TPESampler`` with hyperopt's split (n_below = min(ceil(gamma * sqrt(n)),
+  25), gamma 0.25 by default), ``prior_weight`` (1.0), ``n_EI_candidates`` (24), ``seed``. Katib's
+  hyperopt service calls TPE with ``n_startup_jobs`` = the size of the request, so the first
+  parallelTrialCount trials are random: ``n_startup_trials=parallel``. Hyperopt's Parzen
+  estimators differ in detail from Optuna's (same model family, not the same numbers).
+- grid -> optuna's GridSampler(seed). multivariate-tpe -> optuna's
+  ``TPESampler(multivariate=True, constant_liar=True)`` with n_startup_trials / n_ei_candidates / seed.
+- cmaes -> goptuna's CMA-ES: ``CmaEsSampler(sigma0=sigma, seed, n_startup_trials=0)``; restarts
+  (ipop/bipop) are refused locally (Optuna >= 4.4 no longer restarts).
+- sobol -> goptuna's unscrambled Sobol sequence: ``QMCSampler(qmc_type="sobol", scramble=False)``
+  (goptuna reads no sobol setting; nor does the local engine).
+- bayesianoptimization -> skopt's GP: Optuna's ``GPSampler`` (a GP with log expected improvement;
+  ``n_initial_points`` -> ``n_startup_trials``, default 10 in both). RF/ET/GBRT estimators and
+  acquisition settings other than EI are refused locally.
+
+Validation needs no Optuna; only ``make_sampler`` imports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import math
 
 # Katib algorithms whose semantics the local engine cannot honour: rejected, never ignored.
 UNSUPPORTED = {
@@ -15,85 +35,14 @@ UNSUPPORTED = {
     "darts": "is neural architecture search (nasConfig), not hyperparameter search",
     "enas": "is neural architecture search (nasConfig), not hyperparameter search",
 }
-
-
-def _int(v: str) -> int:
-    return int(v)
-
-
-def _positive_int(v: str) -> int:
-    n = int(v)
-    if n < 1:
-        raise ValueError("must be >= 1")
-    return n
-
-
-def _positive_float(v: str) -> float:
-    x = float(v)
-    if not x > 0:
-        raise ValueError("must be > 0")
-    return x
-
-
-def _fraction(v: str) -> float:
-    x = float(v)
-    if not 0 < x <= 1:
-        raise ValueError("must be in (0, 1]")
-    return x
-
-
-def _bool(v: str) -> bool:
-    if v.lower() in ("true", "1", "yes"):
-        return True
-    if v.lower() in ("false", "0", "no"):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def check(v: str) -> str:
-        if v not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}")
-        return v
-
-    return check
-
-
-_TPE = {
-    "random_state": ("seed", _int),
-    "n_startup_trials": ("n_startup_trials", _positive_int),
-    "n_ei_candidates": ("n_ei_candidates", _positive_int),
-    "n_EI_candidates": ("n_ei_candidates", _positive_int),  # Katib's hyperopt spelling
-    "prior_weight": ("prior_weight", _positive_float),
-    "gamma": ("gamma", _fraction),  # hyperopt's fraction of "good" trials
-}
-
-# algorithmName -> {Katib setting -> (Optuna keyword, converter)}
-SETTINGS: dict[str, dict[str, tuple[str, Callable[[str], Any]]]] = {
-    "random": {"random_state": ("seed", _int)},
-    "grid": {"random_state": ("seed", _int)},
-    "tpe": _TPE,
-    "multivariate-tpe": _TPE,
-    "cmaes": {
-        "random_state": ("seed", _int),
-        "sigma": ("sigma0", _positive_float),
-        # restart_strategy is not offered: Optuna >= 4.4 ignores it, and ignoring is not honouring.
-    },
-    "sobol": {"random_state": ("seed", _int), "scramble": ("scramble", _bool)},
-    # Katib serves it with scikit-optimize's GP; locally it is Optuna's GPSampler (also a GP).
-    "bayesianoptimization": {
-        "random_state": ("seed", _int),
-        "n_initial_points": ("n_startup_trials", _positive_int),
-        "base_estimator": ("base_estimator", _choice("GP")),
-    },
-}
-
-SUPPORTED = tuple(SETTINGS)
+SUPPORTED = ("random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol", "bayesianoptimization")
+HYPEROPT_GAMMA = 0.25  # hyperopt.tpe default
+HYPEROPT_LINEAR_FORGETTING = 25  # hyperopt.tpe: n_below never exceeds it
 
 
 def check_algorithm(name: str) -> str | None:
     """An error message for an algorithm the local engine cannot run, else None."""
-    if name in SETTINGS:
+    if name in SUPPORTED:
         return None
     if name in UNSUPPORTED:
         return (f"algorithm {name!r} is not supported by the local engine: it {UNSUPPORTED[name]}; "
@@ -101,30 +50,66 @@ def check_algorithm(name: str) -> str | None:
     return f"unknown algorithm {name!r}; supported: {', '.join(SUPPORTED)}"
 
 
-def convert_settings(name: str, settings: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """(Optuna keyword arguments, errors by setting name) for an algorithm's algorithmSettings."""
-    table = SETTINGS[name]
-    kwargs: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for key, value in settings.items():
-        if key not in table:
-            known = ", ".join(table) or "none"
-            errors[key] = f"setting {key!r} is not supported for {name!r}; supported: {known}"
-            continue
-        keyword, convert = table[key]
-        try:
-            kwargs[keyword] = convert(str(value))
-        except ValueError as exc:
-            msg = str(exc) if str(exc).startswith("must") else "has the wrong type"
-            errors[key] = f"setting {key!r}={value!r} {msg}"
-    return kwargs, errors
+def local_problem(name: str, settings: dict[str, str]) -> tuple[str | None, str] | None:
+    """(setting or None, message) for what Katib accepts but the local engine cannot honour."""
+    problem = check_algorithm(name)
+    if problem:
+        return None, problem
+    if name == "cmaes" and settings.get("restart_strategy", "none") not in ("none", "None"):
+        return "restart_strategy", (f"restart_strategy {settings['restart_strategy']!r} is not supported by the local "
+                                    "engine (Optuna's CmaEsSampler no longer restarts); remove it or use Katib")
+    if name == "bayesianoptimization":
+        local_ok = {"base_estimator": ("GP",), "acq_func": ("EI",), "acq_optimizer": ("auto",)}
+        for key, allowed in local_ok.items():
+            if key in settings and settings[key] not in allowed:
+                return key, (f"{key} {settings[key]!r} is not supported by the local engine, which runs a Gaussian "
+                             f"process with expected improvement (Optuna's GPSampler); use {allowed[0]} or Katib")
+    return None
 
 
-def make_sampler(name: str, settings: dict[str, str], grid: dict[str, list] | None = None):
+def hyperopt_gamma(fraction: float):
+    """hyperopt's split of good trials: n_below = min(ceil(gamma * sqrt(n)), 25)."""
+
+    def gamma(n: int) -> int:
+        return min(int(math.ceil(fraction * math.sqrt(n))), HYPEROPT_LINEAR_FORGETTING)
+
+    return gamma
+
+
+def sampler_kwargs(name: str, settings: dict[str, str], parallel: int = 1) -> dict:
+    """Optuna keyword arguments for a (validated) Katib algorithm and its settings."""
+    seed = int(settings["random_state"]) if "random_state" in settings else None
+    if name in ("random", "grid"):
+        return {"seed": seed}
+    if name == "tpe":  # hyperopt
+        return {"seed": seed, "n_startup_trials": max(1, parallel),
+                "prior_weight": float(settings.get("prior_weight", 1.0)),
+                "n_ei_candidates": int(settings.get("n_EI_candidates", 24)),
+                "gamma": hyperopt_gamma(float(settings.get("gamma", HYPEROPT_GAMMA)))}
+    if name == "multivariate-tpe":  # optuna
+        kwargs = {"seed": seed, "multivariate": True, "constant_liar": True}
+        if "n_startup_trials" in settings:
+            kwargs["n_startup_trials"] = int(settings["n_startup_trials"])
+        if "n_ei_candidates" in settings:
+            kwargs["n_ei_candidates"] = int(settings["n_ei_candidates"])
+        return kwargs
+    if name == "cmaes":  # goptuna
+        kwargs = {"seed": seed, "n_startup_trials": 0}
+        if "sigma" in settings:
+            kwargs["sigma0"] = float(settings["sigma"])
+        return kwargs
+    if name == "sobol":  # goptuna reads no setting
+        return {"qmc_type": "sobol", "scramble": False}
+    if name == "bayesianoptimization":  # skopt
+        return {"seed": seed, "n_startup_trials": int(settings.get("n_initial_points", 10))}
+    raise ValueError(f"unsupported algorithm {name!r}")
+
+
+def make_sampler(name: str, settings: dict[str, str], grid: dict[str, list] | None = None, parallel: int = 1):
     """The Optuna sampler for a (validated) Katib algorithm."""
     import optuna
 
-    kwargs, _ = convert_settings(name, settings)
+    kwargs = sampler_kwargs(name, settings, parallel)
     if name == "random":
         return optuna.samplers.RandomSampler(**kwargs)
     if name == "grid":
@@ -137,18 +122,12 @@ def make_sampler(name: str, settings: dict[str, str], grid: dict[str, list] | No
 
         return AskTellGridSampler(grid or {}, **kwargs)
     if name in ("tpe", "multivariate-tpe"):
-        if "gamma" in kwargs:
-            fraction = kwargs.pop("gamma")
-            kwargs["gamma"] = lambda n: min(max(1, int(fraction * n + 0.999999)), 25)
-        if name == "multivariate-tpe":
-            kwargs["multivariate"] = True
         return optuna.samplers.TPESampler(**kwargs)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(**kwargs)
     if name == "sobol":
-        return optuna.samplers.QMCSampler(qmc_type="sobol", **kwargs)
+        return optuna.samplers.QMCSampler(**kwargs)
     if name == "bayesianoptimization":
-        kwargs.pop("base_estimator", None)
         try:
             import torch  # noqa: F401  - GPSampler's dependency
         except ImportError:

@@ -9,22 +9,23 @@ would refuse is an error: its own features (hyperband, early stopping, other col
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyhelpers.errors import BadInput
-from pyhelpers.experiment import algorithms, katib_fields, template
+from pyhelpers.experiment import algorithms, katib_fields, katib_rules, template
+from pyhelpers.experiment import katib_config as katib_config_mod
+from pyhelpers.experiment.katib_config import KatibConfig
 from pyhelpers.yamlsrc import Loc, SourcedYaml, load_yaml_file, parse_yaml
 
 API_VERSION = "kubeflow.org/v1beta1"
-DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PARAMETER_TYPES = ("double", "int", "discrete", "categorical")
 DISTRIBUTIONS = ("uniform", "logUniform")
 KATIB_ONLY_DISTRIBUTIONS = ("normal", "logNormal")
-COLLECTORS = ("StdOut", "File")
-KATIB_COLLECTORS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "None")
+COLLECTORS = ("StdOut", "File")  # what the local engine can collect
 RESUME_POLICIES = ("Never", "LongRunning", "FromVolume")
 DEFAULT_PARALLEL = 3  # Katib's default parallelTrialCount
 
@@ -56,6 +57,10 @@ class ExperimentSpec:
     - ``metrics_formats``: ``source.filter.metricsFormat`` regexes (None: Katib's default format).
     - ``nas``: ``spec.nasConfig`` when the Experiment is a neural architecture search (katib engine
       only), else None; ``parameters`` is then empty.
+    - ``name``: ``metadata.name``, or ``metadata.generateName`` without its trailing '-' when only
+      that is given (``generate_name`` then holds it as written).
+    - ``warnings``: what Katib accepts but ignores (settings a service does not read, a trial kind
+      the controller does not watch); ``experiment validate`` prints them on stderr.
     """
 
     doc: dict  # the whole Experiment object as loaded
@@ -80,6 +85,8 @@ class ExperimentSpec:
     spec_dir: Path
     resume_policy: str = "Never"
     nas: dict | None = None
+    generate_name: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def max_failed_trials(self) -> int | None:
@@ -114,19 +121,29 @@ class ExperimentSpec:
         return size
 
 
-def load_spec(path: str | Path, text: str | None = None, engine: str = "local") -> ExperimentSpec:
-    """Validate an Experiment for ``engine``: "local" (this machine) or "katib" (a cluster)."""
+def load_spec(path: str | Path, text: str | None = None, engine: str = "local",
+              katib_config: KatibConfig | None = None) -> ExperimentSpec:
+    """Validate an Experiment for ``engine``: "local" (this machine) or "katib" (a cluster).
+
+    Katib's own rules (its webhook and the suggestion services under ``katib_config``, default:
+    upstream's katib-config) apply to both engines: a spec means the same on both. The local
+    engine also refuses what it cannot honour.
+    """
     path = Path(path)
     src = parse_yaml(text, str(path)) if text is not None else load_yaml_file(path)
-    return Validator(src, path.resolve().parent, local=engine == "local").run()
+    return Validator(src, path.resolve().parent, local=engine == "local",
+                     katib_config=katib_config or katib_config_mod.UPSTREAM).run()
 
 
 class Validator:
-    def __init__(self, src: SourcedYaml, spec_dir: Path, local: bool = True):
+    def __init__(self, src: SourcedYaml, spec_dir: Path, local: bool = True,
+                 katib_config: KatibConfig | None = None):
         self.src = src
         self.spec_dir = spec_dir
         self.local = local
+        self.katib_config = katib_config or katib_config_mod.UPSTREAM
         self.fields = katib_fields.table()
+        self.warnings: list[str] = []
 
     def fail(self, loc: Loc, message: str) -> BadInput:
         return self.src.error(loc, message)
@@ -152,6 +169,8 @@ class Validator:
         if type_name in ("object", "datetime"):
             return
         if type_name == "str":
+            if _is_quantity(loc) and isinstance(value, (int, float)) and not isinstance(value, bool):
+                return  # resource.Quantity decodes JSON numbers: `cpu: 1` is what Kubernetes accepts
             if not isinstance(value, str):
                 hint = f' (quote it: "{value}")' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
                 raise self.fail(loc, f"must be a string{hint}")
@@ -191,38 +210,46 @@ class Validator:
             raise self.fail(("kind",), f"must be 'Experiment' (got {doc.get('kind')!r})")
         top = {k: v for k, v in doc.items() if k != "status"}  # a status read back from a cluster is ignored
         self.check_fields(top, katib_fields.ROOT, ())
-
-        meta = doc.get("metadata") or {}
-        name = meta.get("name")
-        if not name:
-            raise self.fail(("metadata",), "metadata.name is required")
-        if not DNS1123.match(name) or len(name) > 63:
-            raise self.fail(("metadata", "name"), f"{name!r} is not a DNS-1123 name (lowercase letters, digits, '-')")
         spec = doc.get("spec")
         if not isinstance(spec, dict):
             raise self.fail(("spec",), "spec is required")
+        tt = spec.get("trialTemplate")
+        if isinstance(tt, dict) and isinstance(tt.get("trialSpec"), dict):
+            ts = tt["trialSpec"]
+            if ts.get("apiVersion") == "batch/v1" and ts.get("kind") == "Job":
+                # Katib converts a Job to batch/v1 Job and refuses what does not survive (validator.go)
+                self.check_fields(ts, katib_fields.JOB_ROOT, ("spec", "trialTemplate", "trialSpec"))
 
-        for unsupported, why in (
-            ("earlyStopping", "early stopping needs Katib's early-stopping service"),
-            ("nasConfig", "neural architecture search is not supported by the local engine"),
-        ):
-            if self.local and spec.get(unsupported) is not None:
-                raise self.fail(("spec", unsupported), f"not supported by the local engine: {why}; "
-                                "remove it or submit the Experiment to Katib")
+        if self.local:
+            for unsupported, why in (
+                ("earlyStopping", "early stopping needs Katib's early-stopping service"),
+                ("nasConfig", "neural architecture search is not supported by the local engine"),
+            ):
+                if spec.get(unsupported) is not None:
+                    raise self.fail(("spec", unsupported), f"not supported by the local engine: {why}; "
+                                    "remove it or submit the Experiment to Katib")
+            if isinstance(tt, dict) and tt.get("configMap") is not None:
+                raise self.fail(("spec", "trialTemplate", "configMap"), "trial templates from a ConfigMap are not "
+                                "supported by the local engine; inline the template as trialTemplate.trialSpec")
+            alg = (spec.get("algorithm") or {}).get("algorithmName")
+            if alg in algorithms.UNSUPPORTED:
+                raise self.fail(("spec", "algorithm", "algorithmName"), algorithms.check_algorithm(alg))
+
+        # Katib's own rules: the webhook, then the suggestion service that runs the algorithm.
+        name, self.warnings = katib_rules.check_all(doc, self.katib_config, self.fail)
+        meta = doc.get("metadata") or {}
 
         objective = self.objective(spec)
         algorithm, settings = self.algorithm(spec)
         parameters = self.parameters(spec)
         parallel, max_trials, max_failed = self.counts(spec, algorithm)
         collector, formats, file_path, file_format = self.collector(spec)
-        self.trial_template(spec, parameters)
+        self.trial_template(spec)
         if algorithm == "grid":
             for i, p in enumerate(parameters):
                 if p.type == "double" and not p.step:
                     raise self.fail(("spec", "parameters", i, "feasibleSpace"),
                                     f"grid search needs a step for double parameter {p.name!r}")
-        if algorithm == "cmaes" and sum(p.type in ("int", "double") for p in parameters) < 2:
-            raise self.fail(("spec", "parameters"), "cmaes needs at least two int or double parameters")
 
         return ExperimentSpec(
             doc=doc, source=self.src.source, name=name, namespace=meta.get("namespace") or "default",
@@ -231,30 +258,16 @@ class Validator:
             settings=settings, parallel=parallel, max_trials=max_trials, max_failed=max_failed,
             parameters=parameters, collector=collector, metrics_formats=formats, file_path=file_path,
             file_format=file_format, spec_dir=self.spec_dir,
-            resume_policy=self.resume_policy(spec),
+            resume_policy=spec.get("resumePolicy") or "Never", nas=spec.get("nasConfig"),
+            generate_name=None if meta.get("name") else meta.get("generateName"),
+            warnings=self.warnings,
         )
 
-    def resume_policy(self, spec: dict) -> str:
-        policy = spec.get("resumePolicy") or "Never"
-        if policy not in RESUME_POLICIES:
-            raise self.fail(("spec", "resumePolicy"),
-                            f"must be one of {', '.join(RESUME_POLICIES)} (got {policy!r})")
-        return policy
-
     def objective(self, spec: dict):
-        obj = spec.get("objective")
+        obj = spec["objective"]
         loc = ("spec", "objective")
-        if not isinstance(obj, dict):
-            raise self.fail(("spec",), "spec.objective is required")
-        kind = obj.get("type")
-        if kind not in ("minimize", "maximize"):
-            raise self.fail(loc + ("type",), f"must be 'minimize' or 'maximize' (got {kind!r})")
-        metric = obj.get("objectiveMetricName")
-        if not metric:
-            raise self.fail(loc, "objectiveMetricName is required")
+        kind, metric = obj["type"], obj["objectiveMetricName"]
         additional = list(obj.get("additionalMetricNames") or [])
-        if metric in additional:
-            raise self.fail(loc + ("additionalMetricNames",), f"must not repeat the objective metric {metric!r}")
         if len(set(additional)) != len(additional):
             raise self.fail(loc + ("additionalMetricNames",), "contains a metric twice")
         strategies = {m: ("min" if kind == "minimize" else "max") for m in [metric, *additional]}
@@ -269,13 +282,8 @@ class Validator:
         return kind, metric, obj.get("goal"), additional, strategies
 
     def algorithm(self, spec: dict) -> tuple[str, dict[str, str]]:
-        alg = spec.get("algorithm")
-        if not isinstance(alg, dict) or not alg.get("algorithmName"):
-            raise self.fail(("spec",), "spec.algorithm.algorithmName is required")
+        alg = spec["algorithm"]
         name = alg["algorithmName"]
-        problem = algorithms.check_algorithm(name)
-        if problem and (self.local or name not in algorithms.UNSUPPORTED):
-            raise self.fail(("spec", "algorithm", "algorithmName"), problem)
         settings: dict[str, str] = {}
         for i, item in enumerate(alg.get("algorithmSettings") or []):
             sname = item.get("name")
@@ -283,21 +291,19 @@ class Validator:
                 raise self.fail(("spec", "algorithm", "algorithmSettings", i), "setting needs a name")
             if sname in settings:
                 raise self.fail(("spec", "algorithm", "algorithmSettings", i, "name"), f"setting {sname!r} given twice")
-            settings[sname] = item.get("value", "")
-        _, errors = algorithms.convert_settings(name, settings) if name in algorithms.SETTINGS else ({}, {})
-        if errors:
-            key, message = next(iter(errors.items()))
-            index = list(settings).index(key)
-            raise self.fail(("spec", "algorithm", "algorithmSettings", index), message)
+            settings[sname] = "" if item.get("value") is None else str(item.get("value"))
+        if self.local:
+            problem = algorithms.local_problem(name, settings)
+            if problem:
+                key, message = problem
+                loc = ("spec", "algorithm") + (("algorithmSettings", list(settings).index(key)) if key else ())
+                raise self.fail(loc, message)
         return name, settings
 
     def parameters(self, spec: dict) -> list[Parameter]:
-        params = spec.get("parameters")
-        if not params:
-            raise self.fail(("spec",), "spec.parameters must list at least one parameter")
         out: list[Parameter] = []
         seen: set[str] = set()
-        for i, p in enumerate(params):
+        for i, p in enumerate(spec.get("parameters") or []):
             loc = ("spec", "parameters", i)
             name, kind = p.get("name"), p.get("parameterType")
             if not name:
@@ -307,16 +313,12 @@ class Validator:
             seen.add(name)
             if kind not in PARAMETER_TYPES:
                 raise self.fail(loc + ("parameterType",), f"must be one of {', '.join(PARAMETER_TYPES)} (got {kind!r})")
-            space = p.get("feasibleSpace")
-            if not isinstance(space, dict):
-                raise self.fail(loc, f"parameter {name!r} needs a feasibleSpace")
+            space = p.get("feasibleSpace") or {}
             sloc = loc + ("feasibleSpace",)
             dist = space.get("distribution") or "uniform"
             if dist in KATIB_ONLY_DISTRIBUTIONS and self.local:
                 raise self.fail(sloc + ("distribution",), f"distribution {dist!r} is not supported by the local "
                                 "engine (Optuna samplers are uniform or log-uniform)")
-            if dist not in DISTRIBUTIONS + KATIB_ONLY_DISTRIBUTIONS:
-                raise self.fail(sloc + ("distribution",), f"must be one of uniform, logUniform, normal, logNormal (got {dist!r})")
             if kind in ("categorical", "discrete"):
                 values = space.get("list")
                 if not values:
@@ -327,36 +329,31 @@ class Validator:
                     for j, v in enumerate(values):
                         if _number(v) is None:
                             raise self.fail(sloc + ("list", j), f"discrete values must be numbers (got {v!r})")
-                for key in ("min", "max", "step"):
-                    if space.get(key) is not None:
-                        raise self.fail(sloc + (key,), f"not allowed for a {kind} parameter (use list)")
                 out.append(Parameter(name, kind, values=[str(v) for v in values]))
                 continue
-            if space.get("list"):
-                raise self.fail(sloc + ("list",), f"not allowed for a {kind} parameter (use min/max)")
             bounds = {}
             for key in ("min", "max", "step"):
                 raw = space.get(key)
-                if raw is None:
-                    if key == "step":
-                        continue
-                    raise self.fail(sloc, f"{kind} parameter {name!r} needs feasibleSpace.{key}")
+                if raw is None or raw == "":
+                    continue
                 value = _number(raw)
-                if value is None or (kind == "int" and value != int(value)):
+                if value is None or (kind == "int" and math.isfinite(value) and value != int(value)):
                     what = "an integer" if kind == "int" else "a number"
                     raise self.fail(sloc + (key,), f"must be {what} (got {raw!r})")
+                if not math.isfinite(value):
+                    # No sampler draws from an infinite range: hyperopt and Optuna return nan/inf values.
+                    raise self.fail(sloc + (key,), f"must be a finite number (got {raw!r})")
                 bounds[key] = int(value) if kind == "int" else value
             if bounds["min"] > bounds["max"]:
                 raise self.fail(sloc + ("min",), f"min {space['min']} is greater than max {space['max']}")
             if "step" in bounds and bounds["step"] <= 0:
                 raise self.fail(sloc + ("step",), f"must be positive (got {space['step']!r})")
-            if "step" in bounds and bounds["step"] > bounds["max"] - bounds["min"] and bounds["max"] > bounds["min"]:
-                raise self.fail(sloc + ("step",), f"step {space['step']} is larger than max - min")
             log = dist == "logUniform"
             if log and bounds["min"] <= 0:
                 raise self.fail(sloc + ("min",), "logUniform needs min > 0")
-            if log and "step" in bounds and kind == "double":
-                raise self.fail(sloc + ("step",), "a double with logUniform cannot have a step")
+            if log and "step" in bounds and kind == "double" and self.local:
+                raise self.fail(sloc + ("step",), "a double with logUniform cannot have a step on the local engine "
+                                "(Optuna has no quantized log-uniform; Katib's hyperopt service has)")
             out.append(Parameter(name, kind, bounds["min"], bounds["max"], bounds.get("step"), log=log))
         return out
 
@@ -364,102 +361,54 @@ class Validator:
         parallel = spec.get("parallelTrialCount", DEFAULT_PARALLEL)
         max_trials = spec.get("maxTrialCount")
         max_failed = spec.get("maxFailedTrialCount")
-        for key, value in (("parallelTrialCount", parallel), ("maxTrialCount", max_trials)):
-            if value is not None and value < 1:
-                raise self.fail(("spec", key), f"must be at least 1 (got {value})")
-        if max_failed is not None and max_failed < 0:
-            raise self.fail(("spec", "maxFailedTrialCount"), f"must not be negative (got {max_failed})")
         if max_trials is None and algorithm != "grid" and self.local:
             raise self.fail(("spec",), "spec.maxTrialCount is required by the local engine "
                             "(without it only a goal or an exhausted grid would end the search)")
-        if max_trials is not None and parallel > max_trials:
-            raise self.fail(("spec", "parallelTrialCount"),
-                            f"parallelTrialCount {parallel} is greater than maxTrialCount {max_trials}")
         return parallel, max_trials, max_failed
 
     def collector(self, spec: dict):
-        mcs = spec.get("metricsCollectorSpec") or {}
+        kind, source = katib_rules.check_collector(spec, self.katib_config, self.fail)
         loc = ("spec", "metricsCollectorSpec")
-        kind = (mcs.get("collector") or {}).get("kind") or "StdOut"
-        if kind in KATIB_COLLECTORS and not self.local:
-            return kind, (mcs.get("source") or {}).get("filter", {}).get("metricsFormat"), None, "TEXT"
-        if kind not in COLLECTORS:
+        formats = (source.get("filter") or {}).get("metricsFormat")
+        if self.local and kind not in COLLECTORS:
             raise self.fail(loc + ("collector", "kind"), f"collector {kind!r} is not supported by the local engine; "
                             "supported: StdOut, File")
-        source = mcs.get("source") or {}
-        formats = (source.get("filter") or {}).get("metricsFormat")
-        for i, fmt in enumerate(formats or []):
-            try:
-                compiled = re.compile(fmt)
-            except re.error as exc:
-                raise self.fail(loc + ("source", "filter", "metricsFormat", i), f"invalid regular expression: {exc}") from None
-            if compiled.groups < 2:
-                raise self.fail(loc + ("source", "filter", "metricsFormat", i),
-                                "needs two capture groups: metric name and value")
-        if source.get("httpGet"):
-            raise self.fail(loc + ("source", "httpGet"), "httpGet sources are not supported by the local engine")
-        file_path, file_format = None, "TEXT"
-        if kind == "File":
-            fsp = source.get("fileSystemPath") or {}
-            file_path = fsp.get("path")
-            if not file_path:
-                raise self.fail(loc + ("source",), "the File collector needs source.fileSystemPath.path")
-            if fsp.get("kind", "File") != "File":
-                raise self.fail(loc + ("source", "fileSystemPath", "kind"), "must be File for the File collector")
-            file_format = fsp.get("format") or "TEXT"
-            if file_format not in ("TEXT", "JSON"):
-                raise self.fail(loc + ("source", "fileSystemPath", "format"), f"must be TEXT or JSON (got {file_format!r})")
-        elif source.get("fileSystemPath"):
-            raise self.fail(loc + ("source", "fileSystemPath"), "only used with the File collector")
-        return kind, formats, file_path, file_format
+        if self.local:
+            for i, fmt in enumerate(formats or []):
+                try:
+                    re.compile(fmt)
+                except re.error as exc:
+                    raise self.fail(loc + ("source", "filter", "metricsFormat", i),
+                                    f"invalid regular expression: {exc}") from None
+        if kind != "File":
+            if source.get("fileSystemPath") and kind == "StdOut":
+                self.warnings.append("spec.metricsCollectorSpec.source.fileSystemPath is ignored by the StdOut collector")
+            return kind, formats, None, "TEXT"
+        fsp = source["fileSystemPath"]
+        return kind, formats, fsp["path"], fsp["format"]
 
-    def trial_template(self, spec: dict, parameters: list[Parameter]) -> None:
-        tt = spec.get("trialTemplate")
+    def trial_template(self, spec: dict) -> None:
+        tt = spec["trialTemplate"]
         loc = ("spec", "trialTemplate")
-        if not isinstance(tt, dict):
-            raise self.fail(("spec",), "spec.trialTemplate is required")
-        if tt.get("configMap") is not None and not self.local:
-            return  # Katib reads the template from the ConfigMap; it is not here to check
-        if tt.get("configMap") is not None:
-            raise self.fail(loc + ("configMap",), "trial templates from a ConfigMap are not supported by the local "
-                            "engine; inline the template as trialTemplate.trialSpec")
-        trial_spec = tt.get("trialSpec")
-        if not isinstance(trial_spec, dict):
-            raise self.fail(loc, "trialTemplate.trialSpec is required")
-        if trial_spec.get("apiVersion") == "batch/v1" and trial_spec.get("kind") == "Job":
-            self.check_fields(trial_spec, katib_fields.JOB_ROOT, loc + ("trialSpec",))
-        param_names = {p.name for p in parameters}
-        declared: dict[str, int] = {}
-        for i, tp in enumerate(tt.get("trialParameters") or []):
-            tname, ref = tp.get("name"), tp.get("reference")
-            if not tname:
-                raise self.fail(loc + ("trialParameters", i), "trial parameter needs a name")
-            if tname in declared:
-                raise self.fail(loc + ("trialParameters", i, "name"), f"trial parameter {tname!r} is declared twice")
-            if not ref:
-                raise self.fail(loc + ("trialParameters", i), f"trial parameter {tname!r} needs a reference")
-            if ref not in param_names and not template.METADATA_REF.match(ref):
-                raise self.fail(loc + ("trialParameters", i, "reference"),
-                                f"{ref!r} is not a parameter of this Experiment; parameters: {', '.join(sorted(param_names))}")
-            declared[tname] = i
-        used = template.placeholders(trial_spec)
-        for name in sorted(used - set(declared)):
-            raise self.fail(loc + ("trialSpec",), f"${{trialParameters.{name}}} is used but not declared in trialParameters")
-        for name, i in declared.items():
-            if name not in used:
-                raise self.fail(loc + ("trialParameters", i), f"trial parameter {name!r} is never used in trialSpec")
-        referenced = {tp.get("reference") for tp in tt.get("trialParameters") or []}
-        for i, p in enumerate(spec.get("parameters") or []):
-            if p.get("name") not in referenced:
-                raise self.fail(("spec", "parameters", i), f"parameter {p.get('name')!r} is not referenced by any trialParameter")
+        if not self.local:
+            return  # Katib's rules (katib_rules.check_trial_template) said all there is to say
+        trial_spec = tt["trialSpec"]
         primary = tt.get("primaryContainerName")
         container = template.find_container(trial_spec, primary)
         if container is None:
             what = f"no container named {primary!r}" if primary else "several containers: set primaryContainerName"
             raise self.fail(loc + ("trialSpec",), f"cannot find the primary container ({what})")
-        if not container.get("command") and self.local:
+        if not container.get("command"):
             raise self.fail(loc + ("trialSpec",), f"container {container.get('name')!r} has no command; "
                             "the local engine runs the command, not the image's entrypoint")
+
+
+_QUANTITY_KEYS = ("limits", "requests", "claims", "overhead")
+
+
+def _is_quantity(loc: Loc) -> bool:
+    """A resource.Quantity field (resources.limits/requests.<name>, emptyDir.sizeLimit, ...)."""
+    return (len(loc) >= 2 and loc[-2] in _QUANTITY_KEYS) or (bool(loc) and loc[-1] in ("sizeLimit", "storage"))
 
 
 def _number(raw: Any) -> float | None:
