@@ -148,3 +148,53 @@ def append_jsonl(path: str | os.PathLike, doc: Any) -> Path:
     except OSError as exc:
         raise _write_failed(path, exc) from None
     return path
+
+
+# -- scratch folders: under the state folder, so a killed run's leftovers are found and removed ------
+SCRATCH_DIR = "tmp"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _host() -> str:
+    import socket
+
+    return re.sub(r"-+", "-", socket.gethostname())  # "--" separates the parts of a scratch name
+
+
+def clean_stale_scratch(state: str | os.PathLike) -> list[Path]:
+    """Remove scratch folders left by processes of this host that no longer exist (killed runs)."""
+    import shutil
+
+    base = Path(state) / SCRATCH_DIR
+    host = _host()
+    removed = []
+    for entry in base.glob("*--*--*") if base.is_dir() else []:
+        _, owner_host, rest = entry.name.split("--", 2)
+        pid = rest.split("-", 1)[0]
+        if owner_host == host and pid.isdigit() and not pid_alive(int(pid)) and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def scratch_dir(state: str | os.PathLike, kind: str):
+    """A context manager: a fresh folder ``<state>/tmp/<kind>--<host>--<pid>-<random>``, removed on exit.
+
+    A SIGKILL skips the removal; the next run of any kind removes folders whose process is gone.
+    """
+    base = confined(state, SCRATCH_DIR)
+    clean_stale_scratch(state)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_failed(base, exc) from None
+    return tempfile.TemporaryDirectory(prefix=f"{kind}--{_host()}--{os.getpid()}-", dir=base)

@@ -61,6 +61,7 @@ def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
         @click.option("--debug", is_flag=True, hidden=True, expose_value=False, help="Show tracebacks on errors.")
         @functools.wraps(fn)
         def wrapper(as_json: bool, **params: Any):
+            _terminate_as_interrupt()
             result = fn(**params)
             emit(result, as_json)
             if result.exit_code:
@@ -69,6 +70,24 @@ def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
         return group.command(name, **kwargs)(wrapper)
 
     return decorator
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (Jenkins' abort, `kill`, a container stop) unwinds like Ctrl-C: every `with` block and
+    `finally` runs, so child processes are stopped, MLflow runs end as FAILED, temp folders and locks
+    go. Python's default for SIGTERM ends the process on the spot and skips all of that. Parts with
+    their own handling (the local engine) install theirs while they run and restore this one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def emit(result: Result, as_json: bool) -> None:

@@ -15,45 +15,51 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from pyhelpers import scm
 from pyhelpers.errors import BadInput, OperationFailed
+from pyhelpers.fsutil import dns1123_name, scratch_dir
 from pyhelpers.model import tracking as t
+from pyhelpers.yamlsrc import load_yaml_file
 
 HANDOVER_FILE = "mlops-model.json"
 SUPPORTED_FLAVORS = ("sklearn",)
 VALIDATION_ARTIFACTS = "validation"  # run artifact folder: validation rows + hand-over description
 MODEL_NAME = "model"  # name of the logged model inside the run
+RUN_PID = "mlops.pid"  # the `mlops model train` process that owns a RUNNING run
+RUN_HOST = "mlops.host"
 
 
 # -- the Experiment ---------------------------------------------------------------------------
 def experiment_name(cfg, ref: str | None) -> str:
     """NAME, a Katib Experiment FILE (its metadata.name) or an experiment.json; without one, the
-    Experiment run last here, else the one of ``experiment.file``."""
+    Experiment run last here, else the one of ``experiment.file``. Names become paths under the
+    state folder, so they are checked as DNS-1123 names (Katib's rule too)."""
+    if ref and ref.endswith(".json") and Path(ref).exists():
+        return ref  # a status document given by path: load_status reads and checks it
     if ref and not ref.endswith((".yaml", ".yml")):
-        return ref
+        return dns1123_name(ref, "--experiment")
     if not ref:
         from pyhelpers.experiment.runner import latest_experiment
 
         try:
-            return latest_experiment(cfg)
+            latest = latest_experiment(cfg)
         except BadInput:
             pass
+        else:
+            return dns1123_name(latest, "experiment name", source=str(cfg.state_path("experiments", "latest")))
     path = Path(ref) if ref else cfg.experiment_file
+    if path.is_dir():
+        raise BadInput("is a directory, expected an Experiment file", source=str(path))
     if not path.is_file():
         raise BadInput("Experiment file not found", source=str(path))
-    import yaml
-
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise BadInput(f"invalid YAML: {' '.join(str(exc).split())}", source=str(path)) from None
-    name = ((doc or {}).get("metadata") or {}).get("name") if isinstance(doc, dict) else None
+    doc = load_yaml_file(path).data
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
     if not name:
         raise BadInput("metadata.name: missing", source=str(path))
-    return str(name)
+    return dns1123_name(name, "metadata.name", source=str(path))
 
 
 def finished_best_trial(cfg, ref: str | None) -> tuple[dict, dict]:
@@ -131,19 +137,66 @@ def train_key(data_version: str | None, params: dict[str, str], git_commit: str 
 
 
 # -- the trainer ------------------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """In the trainer, before exec: its own process group (so it and its children can be stopped
+    together), and SIGKILL from the kernel when mlops dies, even by SIGKILL (Linux prctl)."""
+    os.setpgid(0, 0)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds, reap the leader."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            proc.wait(timeout=grace)
+            if sig == signal.SIGTERM:
+                os.killpg(proc.pid, signal.SIGKILL)  # the leader is gone: its children go too
+            break
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            break
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 def run_trainer(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> tuple[int, str]:
-    """Run the trainer, copy its output to stderr and ``log_path``; (exit code, output)."""
+    """Run the trainer, copy its output to stderr and ``log_path``; (exit code, output).
+
+    The trainer never outlives this process: on any exception (SIGTERM/SIGINT arrive as one, see
+    pyhelpers.commands._common) its process group is stopped, and a SIGKILL of mlops reaches it
+    through PR_SET_PDEATHSIG."""
     lines: list[str] = []
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1)
+                                text=True, bufsize=1, preexec_fn=_die_with_parent)
     except FileNotFoundError:
         raise BadInput(f"training command not found: {argv[0]!r} (cwd {cwd})") from None
-    with open(log_path, "w", encoding="utf-8") as log, proc:
-        for line in proc.stdout:
-            lines.append(line)
-            log.write(line)
-            sys.stderr.write(line)
+    try:
+        with open(log_path, "w", encoding="utf-8") as log:
+            for line in proc.stdout:
+                lines.append(line)
+                log.write(line)
+                sys.stderr.write(line)
+        proc.wait()
+    except BaseException:
+        stop_group(proc)
+        raise
+    finally:
+        proc.stdout.close()
     return proc.returncode, "".join(lines)
 
 
@@ -216,6 +269,7 @@ def train(cfg, experiment: str | None = None) -> dict:
         "mlflow_experiment": cfg.mlflow_experiment, "mlflow_experiment_id": exp_id,
     }
 
+    fail_abandoned_runs(client, exp_id)
     done = previous_run(client, exp_id, key)
     if done is not None:
         return {**summary, "unchanged": True, **run_summary(done)}
@@ -230,13 +284,14 @@ def train(cfg, experiment: str | None = None) -> dict:
         t.TRAIN_KEY: key,
     }
     tags["mlflow.source.git.commit"] = git_commit
+    tags[RUN_PID], tags[RUN_HOST] = str(os.getpid()), _host()  # lets the next run spot an abandoned one
     tags[t.BUILD_URL] = os.environ.get("BUILD_URL")
     tags[t.JOB_NAME] = os.environ.get("JOB_NAME")
     tags = {k: v for k, v in tags.items() if v}  # unknown stays absent (null in JSON), never "None"
 
     import mlflow
 
-    with tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp, \
+    with scratch_dir(cfg.state, "train") as tmp, \
             mlflow.start_run(experiment_id=exp_id, run_name=f"{name}-best", tags=tags) as run:
         # Leaving this block by an exception ends the run as FAILED: never reused, never registered.
         run_id = run.info.run_id
@@ -283,6 +338,29 @@ def log_metrics(output: str, obj: dict) -> dict[str, float]:
             mlflow.log_metric(name, value, step=step)
         final[name] = logged.value(obj["strategy"] if name == obj["metric"] else "latest")
     return final
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def fail_abandoned_runs(client, exp_id: str) -> list[str]:
+    """Mark FAILED the runs left RUNNING by a `model train` of this host that no longer exists
+    (killed by SIGKILL or a power cut: MLflow never learnt the run ended)."""
+    from pyhelpers.fsutil import pid_alive
+
+    runs = client.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'", max_results=100)
+    failed = []
+    for run in runs:
+        pid, host = run.data.tags.get(RUN_PID, ""), run.data.tags.get(RUN_HOST)
+        if host == _host() and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="FAILED")
+            print(f"mlops: run {run.info.run_id} was left RUNNING by process {pid}, which is gone: marked FAILED",
+                  file=sys.stderr, flush=True)
+            failed.append(run.info.run_id)
+    return failed
 
 
 def previous_run(client, exp_id: str, key: str):
