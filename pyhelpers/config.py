@@ -102,6 +102,9 @@ class ExperimentConfig(_Section):
     file: str = "katib/experiment.yaml"
     engine: Literal["local", "katib"] = "local"
     namespace: str = "kubeflow"
+    # Namespace of Katib's control plane: its katib-config ConfigMap (algorithm -> suggestion service)
+    # is read from there when a spec is validated for the cluster (docs/katib.md).
+    katib_namespace: str = "kubeflow"
     image_paths: dict[str, str] = Field(default_factory=dict)  # image path -> local folder
     timeout_minutes: int = Field(default=240, gt=0)
     # Katib trials (docs/cluster.md): a Secret in `namespace` with the DVC remote's storage
