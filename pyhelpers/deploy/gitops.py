@@ -20,11 +20,11 @@ import contextlib
 import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from pyhelpers.errors import BadInput, OperationFailed
+from pyhelpers.fsutil import scratch_dir
 
 TOKEN_ENV = "GITHUB_TOKEN"
 # Inherited variables that would point git at another repository than the one we work in.
@@ -227,7 +227,7 @@ def push_manifests(cfg, files: dict[str, str], message: str, remove=(), removabl
     branch = cfg.gitops.branch
     result = {"repo": redact(cfg.gitops_repo), "branch": branch, "paths": sorted(files), "created_repo": created}
 
-    with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
+    with scratch_dir(cfg.state, "gitops") as tmp:
         git = _Git(cfg, Path(tmp) / "work", token_for(remote))
         _checkout(git, remote, branch, Path(tmp))
         attempts = 0
@@ -251,7 +251,7 @@ def branch_head(cfg) -> str | None:
     remote, _ = _remote(cfg, create=False)
     if is_local_repo(cfg.gitops_repo) and not Path(remote).exists():
         return None
-    with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
+    with scratch_dir(cfg.state, "gitops") as tmp:
         git = _Git(cfg, Path(tmp) / "work", token_for(remote))
         out = git("ls-remote", "--heads", remote, f"refs/heads/{cfg.gitops.branch}", cwd=Path(tmp)).stdout.split()
     return out[0] if out else None
@@ -262,7 +262,7 @@ def _branch_checkout(cfg):
     """A throw-away checkout of the GitOps branch: yields its git runner, or None when there is none."""
     _check_repo_url(cfg)
     remote, _ = _remote(cfg, create=False)
-    with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
+    with scratch_dir(cfg.state, "gitops") as tmp:
         git = _Git(cfg, Path(tmp) / "work", token_for(remote))
         missing = is_local_repo(cfg.gitops_repo) and not Path(remote).exists()
         yield None if missing or not _checkout(git, remote, cfg.gitops.branch, Path(tmp)) else git
@@ -295,7 +295,7 @@ def revert_commit(cfg, sha: str, message: str) -> dict:
     remote, _ = _remote(cfg, create=False)
     branch = cfg.gitops.branch
     result = {"repo": redact(cfg.gitops_repo), "branch": branch}
-    with tempfile.TemporaryDirectory(prefix="mlops-gitops-") as tmp:
+    with scratch_dir(cfg.state, "gitops") as tmp:
         git = _Git(cfg, Path(tmp) / "work", token_for(remote))
         missing = is_local_repo(cfg.gitops_repo) and not Path(remote).exists()
         if missing or not _checkout(git, remote, branch, Path(tmp)):

@@ -119,7 +119,7 @@ def test_trial_killed_mid_run(tmp_path, max_failed):
         assert doc["status"]["currentOptimalTrial"]["bestTrialName"] != first["name"]
     else:
         assert proc.returncode == 1, err
-        assert condition(doc)["type"] == "Failed" and condition(doc)["reason"] == "ExperimentMaxFailedTrialsReached"
+        assert condition(doc)["type"] == "Failed" and condition(doc)["reason"] == "ExperimentFailed"
         assert doc["status"]["trials"] == 1 and doc["status"]["failedTrialList"] == [first["name"]]
     assert assert_status_files_whole(tmp_path / ".mlops" / "experiments" / "exp") == doc
 
@@ -347,7 +347,8 @@ def test_gitops_remote_unreachable(tmp_path):
     assert "git ls-remote failed" in line and "127.0.0.1" in line, line
     assert CANARY not in r.out + r.err
     assert time.monotonic() - started < 60
-    assert not list(tmp_path.glob("mlops-gitops-*")), "the temporary clone was left behind"
+    assert not list(tmp_path.glob("mlops-gitops-*")), "a temporary clone was left in $TMPDIR"
+    assert not list((tmp_path / ".mlops" / "tmp").glob("*")), "the temporary clone was left behind"
     assert not (tmp_path / ".mlops" / "gitops.git").exists()
 
 
