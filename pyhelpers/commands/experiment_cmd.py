@@ -19,16 +19,36 @@ def cli():
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--engine", type=click.Choice(["local", "katib"]), default="local", show_default=True,
               help="Validate for the local engine, or for Katib on a cluster (which has more features).")
-def validate(file: Path, engine: str) -> Result:
-    """Check a Katib Experiment spec (exit 2 when invalid): every field name, every value, and
-    for the local engine whether it can honour it."""
+@click.option("--katib-config", "katib_config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --engine katib: Katib's configuration (a KatibConfig document or the katib-config "
+                   "ConfigMap) that maps algorithms to suggestion services. Default: the cluster's ConfigMap "
+                   "when experiment.engine is katib, else Katib's upstream default.")
+def validate(file: Path, engine: str, katib_config_file: Path | None) -> Result:
+    """Check a Katib Experiment spec (exit 2 when invalid) against Katib's own rules (its admission
+    webhook and the suggestion service that runs the algorithm), every field name and value, and
+    for the local engine whether it can honour it. Warnings (what Katib ignores) go to stderr."""
+    from pyhelpers.commands._common import load_project_config
+    from pyhelpers.errors import BadInput
+    from pyhelpers.experiment import katib_config
     from pyhelpers.experiment.spec import load_spec
 
-    spec = load_spec(file, engine=engine)
-    data = {"valid": True, "file": str(file), "name": spec.name, "algorithm": spec.algorithm,
+    if engine == "local":
+        if katib_config_file is not None:
+            raise BadInput("--katib-config applies to --engine katib (the local engine follows Katib's default "
+                           "katib-config)")
+        config = katib_config.UPSTREAM
+    else:
+        config = katib_config.for_project(load_project_config(required=False), katib_config_file)
+    spec = load_spec(file, engine=engine, katib_config=config)
+    for warning in spec.warnings:
+        print(f"warning: {file}: {warning}", file=sys.stderr)
+    data = {"valid": True, "file": str(file), "engine": engine, "name": spec.name, "algorithm": spec.algorithm,
+            "suggestionService": config.service(spec.algorithm), "katibConfig": config.source,
             "parameters": [p.name for p in spec.parameters], "maxTrialCount": spec.max_trials,
-            "parallelTrialCount": spec.parallel}
-    return Result(data, f"{file}: valid Experiment {spec.name} ({spec.algorithm}, {len(spec.parameters)} parameters)")
+            "parallelTrialCount": spec.parallel, "warnings": spec.warnings}
+    what = f"{len(spec.parameters)} parameters" if spec.nas is None else "neural architecture search"
+    return Result(data, f"{file}: valid Experiment {spec.name} ({spec.algorithm} on Katib's "
+                  f"{config.service(spec.algorithm)} service, {what})")
 
 
 @leaf(cli, "run")

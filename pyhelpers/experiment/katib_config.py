@@ -147,3 +147,11 @@ def resolve(katib_config_file: Path | None = None, cluster_namespace: str | None
     if cluster_namespace:
         return from_cluster(cluster_namespace) or UPSTREAM
     return UPSTREAM
+
+
+def for_project(cfg, katib_config_file: Path | None = None) -> KatibConfig:
+    """The katib-config a spec submitted by this project meets: ``--katib-config FILE``, else the
+    cluster's ConfigMap (``experiment.katib_namespace``) when ``experiment.engine`` is katib, else
+    upstream's default. ``cfg`` may be None (no mlops.yaml)."""
+    on_cluster = cfg is not None and cfg.experiment.engine == "katib"
+    return resolve(katib_config_file, cfg.experiment.katib_namespace if on_cluster else None)
