@@ -1,7 +1,7 @@
 """Lineage: from what is deployed back to the data it was trained on.
 
 deployed manifest (GitOps repo, branch, path, commit)
-  -> SeldonDeployment annotations ``mlops.io/model-name``/``model-version``/``run-id``/``data-version``
+  -> SeldonDeployment or InferenceService annotations ``mlops.io/model-name``/``model-version``/``run-id``/``data-version``
   -> registered model version (MLflow registry) -> training run (params, metrics, lineage tags)
   -> Experiment and its best trial (status document) -> data version and git commit.
 
@@ -23,18 +23,23 @@ PREFIX = "mlops.io/"
 
 # -- the deployed manifest --------------------------------------------------------------------
 def read_deployed(cfg) -> dict:
-    """The SeldonDeployment file at ``gitops.branch:gitops.path`` of the GitOps repository."""
+    """The serving manifest at ``gitops.branch:gitops.path`` of the GitOps repository.
+
+    When deploy.target was switched but not pushed yet, the other target's manifest in the same
+    folder is what is deployed, and is read instead.
+    """
     from pyhelpers.config import redact_url
     from pyhelpers.deploy.gitops import is_local_repo
+    from pyhelpers.deploy.render import other_target_paths
 
     repo, branch, path = cfg.gitops_repo, cfg.gitops.branch, cfg.gitops_path
-    where = {"repo": redact_url(repo), "branch": branch, "path": path}
+    where = {"repo": redact_url(repo), "branch": branch, "path": path, "fallbacks": other_target_paths(cfg)}
     if is_local_repo(repo):
         folder = Path(repo[len("file://"):] if repo.startswith("file://") else repo)
         folder = folder if folder.is_absolute() else cfg.root / folder
         if not folder.exists():
             raise OperationFailed(f"nothing deployed: GitOps repository {folder} does not exist (run `mlops deploy push`)")
-        return {**where, **_read_at(folder, f"refs/heads/{branch}", path, where)}
+        return _read_at(folder, f"refs/heads/{branch}", where)
     with tempfile.TemporaryDirectory(prefix="mlops-lineage-") as tmp:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
         subprocess.run(["git", "init", "-q", tmp], check=True, capture_output=True)
@@ -43,32 +48,48 @@ def read_deployed(cfg) -> dict:
         if fetched.returncode != 0:
             last = (fetched.stderr.strip().splitlines() or ["?"])[-1]
             raise OperationFailed(f"cannot fetch {where['repo']} ({branch}): {redact_url(last)}")
-        return {**where, **_read_at(Path(tmp), "FETCH_HEAD", path, where)}
+        return _read_at(Path(tmp), "FETCH_HEAD", where)
 
 
-def _read_at(folder: Path, rev: str, path: str, where: dict) -> dict:
+def _read_at(folder: Path, rev: str, where: dict) -> dict:
     from pyhelpers import scm
 
     commit = scm.git(folder, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False).stdout.strip()
     if not commit:
         raise OperationFailed(f"nothing deployed: branch {where['branch']!r} does not exist in {where['repo']}")
-    text = scm.show(folder, commit, path)
-    if text is None:
-        raise OperationFailed(f"nothing deployed: {path} is not on {where['branch']} of {where['repo']}")
-    return {"commit": commit, "text": text}
+    fallbacks = where.pop("fallbacks")
+    for path in (where["path"], *fallbacks):
+        text = scm.show(folder, commit, path)
+        if text is not None:
+            return {**where, "path": path, "commit": commit, "text": text}
+    raise OperationFailed(f"nothing deployed: {where['path']} is not on {where['branch']} of {where['repo']}")
 
 
-def seldon_deployment(text: str, source: str) -> dict:
+SERVING_KINDS = ("SeldonDeployment", "InferenceService")
+
+
+def serving_manifest(text: str, source: str) -> dict:
+    """The SeldonDeployment or InferenceService document of a manifest file."""
     import yaml
 
     try:
         docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
     except yaml.YAMLError as exc:
         raise BadInput(f"invalid YAML: {' '.join(str(exc).split())}", source=source) from None
-    doc = next((d for d in docs if d.get("kind") == "SeldonDeployment"), None)
+    doc = next((d for d in docs if d.get("kind") in SERVING_KINDS), None)
     if doc is None:
-        raise BadInput("no SeldonDeployment in the manifest", source=source)
+        raise BadInput("no SeldonDeployment or InferenceService in the manifest", source=source)
     return doc
+
+
+def storage_field(doc: dict) -> tuple[str, str | None]:
+    """(field name, value) of where the manifest tells the model server to fetch the model from."""
+    spec = doc.get("spec") or {}
+    if doc.get("kind") == "InferenceService":
+        model = ((spec.get("predictor") or {}).get("model")) or {}
+        return "storageUri", model.get("storageUri")
+    predictors = spec.get("predictors") or [{}]
+    return "modelUri", ((predictors[0] or {}).get("graph") or {}).get("modelUri")
 
 
 def deployed_model(doc: dict, source: str) -> dict:
@@ -83,15 +104,19 @@ def deployed_model(doc: dict, source: str) -> dict:
                            "`mlops deploy render`?)", source=source)
         return str(found) if found else None
 
-    predictors = (doc.get("spec") or {}).get("predictors") or [{}]
+    field, uri = storage_field(doc)
+    named = "inference_service" if doc.get("kind") == "InferenceService" else "seldon_deployment"
     return {
-        "seldon_deployment": meta.get("name"),
+        named: meta.get("name"),
+        "kind": doc.get("kind"),
+        "name": meta.get("name"),
         "namespace": meta.get("namespace"),
         "model_name": value("model-name", required=True),
         "model_version": value("model-version", required=True),
         "run_id": value("run-id"),
         "data_version": value("data-version"),
-        "model_uri": ((predictors[0] or {}).get("graph") or {}).get("modelUri"),
+        "model_uri": uri,
+        "model_uri_field": field,
     }
 
 
@@ -107,7 +132,7 @@ def lineage(cfg, manifest: str | None = None) -> dict:
         deployed = read_deployed(cfg)
         text = deployed.pop("text")
         source = f"{deployed['repo']}@{deployed['branch']}:{deployed['path']}"
-    deployed.update(deployed_model(seldon_deployment(text, source), source))
+    deployed.update(deployed_model(serving_manifest(text, source), source))
 
     from mlflow.exceptions import MlflowException
 
@@ -142,7 +167,8 @@ def lineage(cfg, manifest: str | None = None) -> dict:
         _check("version's data version is the run's", vtags.get(t.DATA_VERSION), data_version),
     ]
     if model_id and deployed["model_uri"]:
-        checks.append({"check": "modelUri holds the version's model files", "ok": model_id in deployed["model_uri"],
+        checks.append({"check": f"{deployed['model_uri_field']} holds the version's model files",
+                       "ok": model_id in deployed["model_uri"],
                        "detail": f"{deployed['model_uri']} ~ {model_id}"})
     if experiment.get("found"):
         # The status document holds the latest run of that Experiment name. It describes this
@@ -198,7 +224,7 @@ def human(doc: dict) -> str:
     where = d.get("file") or f"{d['repo']} {d['branch']}:{d['path']} @ {(d.get('commit') or '')[:12]}"
     metrics = " ".join(f"{k}={v:.6g}" for k, v in sorted(r["metrics"].items()))
     lines = [
-        f"deployed    {d['seldon_deployment']} ({where})",
+        f"deployed    {d['name']} ({d['kind']}, {where})",
         f"model       {m['name']} v{m['version']}{' (champion)' if m['is_champion'] else ' (not champion now)'}"
         f"  {d.get('model_uri') or ''}",
         f"run         {r['run_id']} {r['status']}  {metrics}",

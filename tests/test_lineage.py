@@ -115,3 +115,31 @@ def test_nothing_deployed_is_a_failed_operation(tmp_path):
         from pyhelpers.lineage import lineage
 
         lineage(load(config))
+
+
+def test_an_inference_service_is_traced_the_same_way(deployed, tmp_path):
+    from pyhelpers.config import Config
+    from pyhelpers.deploy.render import render_manifests
+    from pyhelpers.lineage import lineage, read_deployed
+    from pyhelpers.model.registry import get_champion
+
+    config, *_ = deployed
+    cfg = load(config)
+    deploy_section = cfg.model.deploy.model_copy(update={"target": "kserve"})
+    ks = Config(cfg.model.model_copy(update={"deploy": deploy_section}), cfg.root, cfg.source, cfg.overrides)
+    # deploy.target switched but not pushed yet: the SeldonDeployment in the same folder is what serves
+    found = read_deployed(ks)
+    assert found["path"] == "apps/taxi-fare/seldondeployment.yaml" and "kind: SeldonDeployment" in found["text"]
+
+    champ = get_champion(ks)
+    path = tmp_path / "inferenceservice.yaml"
+    path.write_text(render_manifests(ks, champ)[ks.gitops_path])
+    doc = lineage(ks, str(path))
+    d = doc["deployed"]
+    assert (d["kind"], d["inference_service"], d["model_version"]) == ("InferenceService", "taxi-fare", champ["version"])
+    assert d["model_uri_field"] == "storageUri" and d["model_uri"].endswith("/artifacts")
+    assert doc["consistent"] is True, doc["checks"]
+    assert "storageUri holds the version's model files" in {c["check"] for c in doc["checks"]}
+    from pyhelpers.lineage import human
+
+    assert human(doc).startswith("deployed    taxi-fare (InferenceService, ")

@@ -221,13 +221,13 @@ def rollback(cfg, revision: str, reason: str) -> dict[str, Any]:
 
 def _manifest_version(cfg, revision: str) -> str | None:
     from pyhelpers.deploy import gitops
-    from pyhelpers.lineage import deployed_model, seldon_deployment
+    from pyhelpers.lineage import deployed_model, serving_manifest
 
     text = gitops.file_at(cfg, revision, cfg.gitops_path)
     if text is None:
         return None
     try:
-        return deployed_model(seldon_deployment(text, cfg.gitops_path), cfg.gitops_path)["model_version"]
+        return deployed_model(serving_manifest(text, cfg.gitops_path), cfg.gitops_path)["model_version"]
     except BadInput:
         return None
 
