@@ -170,9 +170,9 @@ class DeployConfig(_Section):
     storage_secret: str = "mlops-storage"  # envSecretRefName: a Secret the cluster admin creates
     # kserve: the predictor's serviceAccountName; its Secret carries the S3 keys and endpoint annotations
     service_account: str = "mlops-kserve"
-    # kserve: serving.kserve.io/deploymentMode (None: the cluster's default). Argo CD's built-in health
-    # check knows raw mode only by the value RawDeployment.
-    deployment_mode: Literal["Serverless", "RawDeployment"] | None = None
+    # kserve: annotation serving.kserve.io/deploymentMode (None: the cluster's default). KServe v0.20
+    # calls the modes Knative and Standard and still accepts their older names Serverless and RawDeployment.
+    deployment_mode: Literal["Knative", "Standard", "Serverless", "RawDeployment"] | None = None
     serve_port: int = Field(default=8080, gt=0, lt=65536)
     metrics_port: int = Field(default=8082, gt=0, lt=65536)
     # Artifact URI prefix -> storage URI Seldon can read, e.g. {"mlflow-artifacts:/": "s3://mlflow/artifacts/"}

@@ -208,9 +208,9 @@ def test_kserve_inference_service_content(tmp_path):
     app = yaml.safe_load(files["argocd/taxi-fare.yaml"])
     assert app["spec"]["source"]["path"] == "apps/taxi-fare"  # the same folder as Seldon's: a switch is one commit
 
-    raw = make_cfg(tmp_path, text=KSERVE.replace("  target: kserve\n", "  target: kserve\n  deployment_mode: RawDeployment\n"))
+    raw = make_cfg(tmp_path, text=KSERVE.replace("  target: kserve\n", "  target: kserve\n  deployment_mode: Standard\n"))
     ann = yaml.safe_load(render_manifests(raw, champion(tmp_path))[raw.gitops_path])["metadata"]["annotations"]
-    assert ann["serving.kserve.io/deploymentMode"] == "RawDeployment"  # the value Argo CD's health check knows
+    assert ann["serving.kserve.io/deploymentMode"] == "Standard"  # KServe v0.20's name for raw Deployments
 
 
 def test_kserve_render_is_byte_stable_and_follows_the_champion(tmp_path):
@@ -250,7 +250,7 @@ def test_kserve_config_is_checked(tmp_path):
     with pytest.raises(BadInput, match=r"deploy\.target"):
         make_cfg(tmp_path, text=KSERVE.replace("target: kserve", "target: kfserving"))
     with pytest.raises(BadInput, match=r"deploy\.deployment_mode"):
-        make_cfg(tmp_path, text=KSERVE.replace("  target: kserve\n", "  target: kserve\n  deployment_mode: Standard\n"))
+        make_cfg(tmp_path, text=KSERVE.replace("  target: kserve\n", "  target: kserve\n  deployment_mode: Raw\n"))
 
 
 # -- deploy only what exists (issue 13) ------------------------------------------------------------
