@@ -76,22 +76,10 @@ def project_lock(state: str | os.PathLike, command: str, wait: float | None = No
             _held[key] -= 1
         return
     wait = wait_seconds() if wait is None else wait
+    created_state = not state.exists()
+    started = time.monotonic()
+    fd = _acquire(state, path, wait, started)
     try:
-        state.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise OperationFailed(f"cannot create the project lock {path}: {exc.strerror or exc}") from None
-    try:
-        started = time.monotonic()
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - started
-                if waited >= wait:
-                    raise OperationFailed(_busy_message(path, waited if wait else 0)) from None
-                time.sleep(min(POLL_SECONDS, wait - waited))
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command}
         os.ftruncate(fd, 0)
@@ -101,8 +89,38 @@ def project_lock(state: str | os.PathLike, command: str, wait: float | None = No
             yield path
         finally:
             _held.pop(key, None)
+            # Removed while still held, so a run that finishes leaves no trace (a refused input writes
+            # nothing); waiters that opened this file notice it is gone and open the new one.
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)  # nobody holds it now
+                path.unlink()
+            if created_state:
+                with contextlib.suppress(OSError):
+                    state.rmdir()  # only when empty: the command wrote nothing else
     finally:
-        os.close(fd)  # closing the last descriptor releases the flock
+        os.close(fd)  # closing the descriptor releases the flock
 
+
+def _acquire(state: Path, path: Path, wait: float, started: float) -> int:
+    """Open and flock the lock file; retried when the file was replaced meanwhile (a holder removed it)."""
+    while True:
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise OperationFailed(f"cannot create the project lock {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            waited = time.monotonic() - started
+            if waited >= wait:
+                raise OperationFailed(_busy_message(path, waited if wait else 0)) from None
+            time.sleep(min(POLL_SECONDS, wait - waited))
+            continue
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # we locked a file its holder had just removed: take the current one

@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from pyhelpers.errors import OperationFailed
+from pyhelpers.errors import BadInput, OperationFailed
+
+
+def checked_rev(rev: str) -> str:
+    """A git revision from the user: never an option (``--output=FILE`` makes `git show` write a file)."""
+    if not isinstance(rev, str) or not rev or rev.startswith("-") or "\x00" in rev or len(rev) > 256:
+        shown = rev[:40] if isinstance(rev, str) else type(rev).__name__
+        raise BadInput(f"invalid git revision {shown!r}")
+    return rev
 
 
 def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -30,9 +38,9 @@ def head(root: Path) -> str | None:
 
 def show(root: Path, rev: str, path: str) -> str | None:
     """A file's content at a revision, or None when it does not exist there."""
-    proc = git(root, "show", f"{rev}:{path}", check=False)
+    proc = git(root, "show", f"{checked_rev(rev)}:{path}", check=False)
     return proc.stdout if proc.returncode == 0 else None
 
 
 def rev_exists(root: Path, rev: str) -> bool:
-    return git(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}", check=False).returncode == 0
+    return git(root, "rev-parse", "--verify", "-q", f"{checked_rev(rev)}^{{commit}}", check=False).returncode == 0

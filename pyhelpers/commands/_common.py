@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -53,6 +54,54 @@ def config_or_default():
     return load_project_config(required=False) or default_config()
 
 
+SCALARS = (str, int, float, bool)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_param_value(key: str, value: Any, many: bool, source: str | None) -> None:
+    """A value from the parameter file (JSON) as the option expects it: never a Python repr of an object."""
+    if value is None:
+        return
+    if many and isinstance(value, list):
+        for item in value:
+            _check_param_value(key, item, False, source)
+        return
+    if not isinstance(value, SCALARS):
+        kind = {"dict": "a JSON object", "list": "a JSON list"}.get(type(value).__name__, type(value).__name__)
+        raise BadInput(f"{key}: expected a single value (string, number or true/false), got {kind}", source=source)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadInput(f"{key}: expected a finite number, got {value}", source=source)
+    if isinstance(value, str) and "\x00" in value:
+        raise BadInput(f"{key}: contains a NUL character", source=source)
+
+
+class LeafCommand(click.Command):
+    """The input boundary of every leaf command's options, wherever they come from.
+
+    Values from the parameter file (``MLOPS_PARAMS_FILE``, JSON) must be what the option takes: a
+    JSON object or list where one value belongs is exit 2 naming the key (click would turn it into
+    a Python repr such as "{'a': 1}" and pass it on). Numbers must be finite on the command line too.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        source = ctx.find_root().meta.get("mlops.params_source")
+        for param in self.params:
+            if ctx.default_map and param.name in ctx.default_map:
+                many = bool(getattr(param, "multiple", False)) or param.nargs != 1
+                _check_param_value(param.name, ctx.default_map[param.name], many, source)
+        rest = super().parse_args(ctx, args)
+        for name, value in ctx.params.items():
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                option = next((p.opts[0] for p in self.params if p.name == name and p.opts), name)
+                raise BadInput(f"{ctx.command_path}: {option}: expected a finite number, got {value}")
+        return rest
+
+
 def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
     """Register a leaf command that returns a ``Result``; adds --json and prints the result."""
 
@@ -67,7 +116,7 @@ def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
             if result.exit_code:
                 sys.exit(result.exit_code)
 
-        return group.command(name, **kwargs)(wrapper)
+        return group.command(name, cls=LeafCommand, **kwargs)(wrapper)
 
     return decorator
 

@@ -47,7 +47,14 @@ def register(run_id: str | None) -> Result:
     the relative gain mlflow.min_improvement of mlops.yaml. Otherwise the version stays
     registered, not promoted, and the reason is reported.
     """
+    import re
+
+    from pyhelpers.errors import BadInput
     from pyhelpers.model.registry import register as do_register
+
+    if run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
+        shown = run_id if len(run_id) <= 40 else run_id[:37] + "..."
+        raise BadInput(f"--run-id: {shown!r} is not an MLflow run id (letters, digits, '-', '_')")
 
     cfg = load_project_config()
     with project_locked(cfg):
