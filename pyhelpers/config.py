@@ -173,8 +173,9 @@ class DeployConfig(_Section):
     # kserve: annotation serving.kserve.io/deploymentMode (None: the cluster's default). KServe v0.20
     # calls the modes Knative and Standard and still accepts their older names Serverless and RawDeployment.
     deployment_mode: Literal["Knative", "Standard", "Serverless", "RawDeployment"] | None = None
-    serve_port: int = Field(default=8080, gt=0, lt=65536)
-    metrics_port: int = Field(default=8082, gt=0, lt=65536)
+    # Not 8080/8082: Jenkins and other servers' defaults; a taken port is reported with its holder.
+    serve_port: int = Field(default=8765, gt=0, lt=65536)
+    metrics_port: int = Field(default=8766, gt=0, lt=65536)
     # Artifact URI prefix -> storage URI Seldon can read, e.g. {"mlflow-artifacts:/": "s3://mlflow/artifacts/"}
     model_uri_map: dict[str, str] = Field(default_factory=dict)
     mlserver_version: str = "1.7.1"  # MLServer and mlserver-mlflow of the local serving env

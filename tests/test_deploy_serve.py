@@ -160,7 +160,10 @@ def test_busy_port_is_reported(tmp_path, registered):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(OperationFailed, match=f"serving port {port} on 127.0.0.1 is in use"):
+        # checked after the environment build, naming who holds the port and the setting to change
+        with pytest.raises(OperationFailed, match=f"serving port {port} on 127.0.0.1 is held by pid {os.getpid()} "
+                                                  r"\(.*\); choose another with deploy.serve_port in mlops.yaml or "
+                                                  "--port"):
             serve_local(cfg, champion, port=port, metrics_port=free_port())
 
 
@@ -218,11 +221,87 @@ def test_readiness_timeout_is_an_operation_failure_and_leaves_nothing_running(tm
     write_config(tmp_path, "  ready_timeout_seconds: 1\n")
     cfg = load_config(tmp_path / "mlops.yaml", environ={})
     port = free_port()
-    with pytest.raises(OperationFailed, match=r"not ready on http://127.0.0.1:\d+ within 1 s"):
+    with pytest.raises(OperationFailed, match=r"not ready on http://127.0.0.1:\d+ \(deploy.serve_port\) within 1 s"):
         serve_local(cfg, champion, port=port, metrics_port=free_port())
     assert read_server_state(cfg) is None
     time.sleep(0.2)
     assert not _port_open(port)
+
+
+class ForeignV2Server:
+    """Another program on our port that answers 200 on every /v2 path, even naming our model and
+    version in its metadata (the false success of issue 11: readiness by status code alone)."""
+
+    def __init__(self, port: int, name: str, version: str):
+        import http.server
+        import threading
+
+        body = json.dumps({"name": name, "versions": [version], "model_name": name, "model_version": version,
+                           "outputs": [{"name": "o", "shape": [3, 1], "datatype": "FP64", "data": [1.0, 2.0, 3.0]}]})
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_foreign_server_taking_the_port_after_the_check_is_not_taken_for_ours(registered, monkeypatch):
+    """The port is free when checked, then another server takes it before MLServer binds: our
+    MLServer dies with EADDRINUSE, and readiness must not accept the other server's answers."""
+    root, cfg, champion = registered
+    port = free_port()
+    foreign = ForeignV2Server(port, "tiny-model", champion["version"])
+    monkeypatch.setattr(serve_mod, "_check_ports", lambda ports: None)  # the check ran before it bound
+    try:
+        with pytest.raises(OperationFailed) as failed:
+            serve_local(cfg, champion, port=port, metrics_port=free_port())
+    finally:
+        foreign.close()
+    message = str(failed.value)
+    assert f"for port {port} exited with code" in message, message
+    assert f"held by pid {os.getpid()}" in message and "deploy.serve_port" in message, message
+    assert read_server_state(cfg) is None
+
+
+def test_port_probe_ignores_time_wait(registered):
+    """After a server stops, its connections linger in TIME_WAIT; the probe must still see a free port."""
+    port = free_port()
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        client = socket.create_connection(("127.0.0.1", port))
+        conn, _ = server.accept()
+        conn.close()  # the server side closes first: its end goes to TIME_WAIT
+        client.close()
+    assert serve_mod._port_free(port)
+    assert serve_mod.port_holder(port) is None
+
+
+def test_port_holder_names_the_listening_process():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert not serve_mod._port_free(port)
+        assert serve_mod.listening_pids(port) == {os.getpid()}
+        assert serve_mod.port_holder(port).startswith(f"pid {os.getpid()} (")
 
 
 def test_cli_serve_smoke_stop(registered, mlops):

@@ -43,7 +43,10 @@ def data_line(local: bool, force: bool, image: str | None) -> Result:
 @leaf(cli, "deploy")
 @click.option("--local", is_flag=True, help="Serve and smoke-test the model locally with MLServer before the push.")
 @click.option("--experiment", help="Experiment name or status file (default: the one run last here).")
-def deploy_line(local: bool, experiment: str | None) -> Result:
+@click.option("--port", type=click.IntRange(1, 65535), help="With --local: HTTP port (default: deploy.serve_port).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535),
+              help="With --local: metrics port (default: deploy.metrics_port).")
+def deploy_line(local: bool, experiment: str | None, port: int | None, metrics_port: int | None) -> Result:
     """Line 2: train the best trial -> register and gate -> render -> (serve + smoke) -> GitOps push.
 
     A rerun with the same data and model changes nothing: no new model version, no new commit.
@@ -52,5 +55,5 @@ def deploy_line(local: bool, experiment: str | None) -> Result:
 
     cfg = load_project_config()
     with project_locked(cfg):
-        result, code = run_deploy_line(cfg, experiment, serve=local)
+        result, code = run_deploy_line(cfg, experiment, serve=local, port=port, metrics_port=metrics_port)
     return Result(result, human_summary(cfg, result), code)

@@ -63,8 +63,49 @@ def env_hash(requirements: list[str], pins: list[str]) -> str:
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 
+def _uv() -> str | None:
+    """The uv binary shipped by the ``uv`` wheel (an install requirement), or None."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        return None
+    try:
+        return find_uv_bin()
+    except FileNotFoundError:
+        return None
+
+
+def _run_logged(argv: list[str], build_log: Path, env: dict[str, str], what: str) -> None:
+    """Run one build step, its output appended to the build log, with a live elapsed-time line."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with open(build_log, "a", encoding="utf-8") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        if not console.is_terminal:  # Jenkins logs: one line per step, no spinner frames
+            _log(f"serving environment: {what}")
+            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        else:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                          console=console, transient=True) as progress:
+                progress.add_task(f"serving environment: {what}", total=None)
+                proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      env=env)
+    if proc.returncode != 0:
+        raise OperationFailed(
+            f"building the serving environment failed ({what}: exit {proc.returncode}): "
+            f"{_last_line(build_log, 'error')}; full log: {build_log}"
+        )
+
+
 def ensure_serving_env(cfg, requirements_text: str) -> Path:
-    """The virtualenv for these requirements, built once (under a file lock) and reused."""
+    """The virtualenv for these requirements, built once (under a file lock) and reused.
+
+    uv creates the venv and installs MLServer + the model's requirements (seconds, where pip takes
+    1-2 minutes); pip is the fallback when the uv wheel is missing.
+    """
     import fcntl
 
     requirements = requirement_lines(requirements_text)
@@ -80,42 +121,48 @@ def ensure_serving_env(cfg, requirements_text: str) -> Path:
         if done.is_file():
             return env_dir
         shutil.rmtree(env_dir, ignore_errors=True)  # leftovers of an interrupted build
-        _log(f"building the serving environment {env_dir} (once per model requirements; ~1-2 min)")
+        # the log lives beside the env (the env folder is created by the build itself)
+        build_log = root / f"{env_dir.name}.build.log"
+        build_log.write_text("", encoding="utf-8")
+        uv = _uv()
+        _log(f"building the serving environment {env_dir} with {'uv' if uv else 'pip'} "
+             f"(once per model requirements); log: {build_log}")
         started = time.monotonic()
-        venv = subprocess.run([sys.executable, "-m", "venv", str(env_dir)], capture_output=True, text=True)
-        if venv.returncode != 0:
-            lines = venv.stderr.strip().splitlines() or [f"exit code {venv.returncode}"]
-            raise OperationFailed(f"creating the serving virtualenv {env_dir} failed: {lines[-1]}")
-        req_file = env_dir / "model-requirements.txt"
+        req_file = root / f"{env_dir.name}.requirements.txt"
         req_file.write_text("\n".join(requirements) + "\n", encoding="utf-8")
         python = str(env_dir / "bin" / "python")
-        build_log = env_dir / "build.log"
-        with open(build_log, "w", encoding="utf-8") as out:
-            pip = subprocess.run(
-                [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                 "-r", str(req_file), *pins],
-                stdout=out, stderr=subprocess.STDOUT, env=_clean_env(env_dir),
-            )
-        if pip.returncode != 0:
-            raise OperationFailed(
-                f"building the serving environment failed (pip exit {pip.returncode}): "
-                f"{_last_line(build_log, 'ERROR')}; full log: {build_log}"
-            )
+        env = _clean_env(env_dir)
+        if uv:
+            _run_logged([uv, "venv", "--no-config", "--quiet", "--python", sys.executable, str(env_dir)],
+                        build_log, env, "creating the virtualenv")
+            install = [uv, "pip", "install", "--no-config", "--python", python, "-r", str(req_file), *pins]
+        else:
+            _run_logged([sys.executable, "-m", "venv", str(env_dir)], build_log, env, "creating the virtualenv")
+            install = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                       "-r", str(req_file), *pins]
+        _run_logged(install, build_log, env, f"installing MLServer {cfg.deploy.mlserver_version} "
+                                             f"and {len(requirements)} model requirements")
+        # importing what MLServer loads also writes their bytecode: compiling everything (uv
+        # --compile-bytecode) took 4x longer than the install, and without any a first start took 15 s
         check = subprocess.run(
-            [python, "-c", "import mlserver, mlserver_mlflow, google.protobuf.runtime_version"],
-            capture_output=True, text=True, env=_clean_env(env_dir),
+            [python, "-c", "import mlserver, mlserver_mlflow, mlflow.pyfunc, google.protobuf.runtime_version"],
+            capture_output=True, text=True, env=env,
         )
         if check.returncode != 0:
             lines = check.stderr.strip().splitlines() or ["unknown error"]
-            raise OperationFailed(f"serving environment {env_dir} is unusable: {lines[-1]}")
+            raise OperationFailed(f"serving environment {env_dir} is unusable: {lines[-1]} (log: {build_log})")
+        shutil.copyfile(req_file, env_dir / "model-requirements.txt")
+        shutil.copyfile(build_log, env_dir / "build.log")
         done.write_text(json.dumps({"requirements": requirements, "pins": pins}, indent=2) + "\n")
-        _log(f"serving environment ready in {time.monotonic() - started:.0f} s")
+        _log(f"serving environment ready in {time.monotonic() - started:.1f} s")
     return env_dir
 
 
 def _clean_env(env_dir: Path) -> dict[str, str]:
     """Environment for processes of the serving env: nothing leaks in from the mlops venv."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    # PYTHONDONTWRITEBYTECODE out too: the env's bytecode is what makes MLServer start in seconds
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
     env["VIRTUAL_ENV"] = str(env_dir)
     env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return env
@@ -126,7 +173,7 @@ def _last_line(path: Path, prefer: str = "") -> str:
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
     except OSError:
         return "no log"
-    preferred = [ln for ln in lines if prefer and ln.startswith(prefer)]
+    preferred = [ln for ln in lines if prefer and ln.lower().startswith(prefer.lower())]
     return (preferred or lines or ["empty log"])[-1][:300]
 
 
@@ -208,7 +255,10 @@ def _is_our_server(pid: int, serve_dir: Path) -> bool:
 
 
 def _port_free(port: int) -> bool:
+    """Can a server bind this port now? SO_REUSEADDR as servers set it (uvicorn does), so sockets of a
+    stopped server still in TIME_WAIT do not block a restart; a listening socket does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
             return True
@@ -222,14 +272,115 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _http_ok(url: str, timeout: float = 2.0) -> bool:
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on ``port`` (any address), from /proc/net/tcp and tcp6."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local_address is HEXIP:HEXPORT; state 0A is LISTEN
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def listening_pids(port: int) -> set[int] | None:
+    """Processes holding a listening socket on ``port`` (None when /proc cannot tell)."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return None if not Path("/proc/net/tcp").exists() else set()
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    pids.add(int(proc.name))
+                    break
+        except OSError:  # gone, or not ours to read
+            continue
+    return pids
+
+
+def port_holder(port: int) -> str | None:
+    """'pid N (command line)' of the process listening on ``port``, when it can be known."""
+    pids = listening_pids(port)
+    if not pids:
+        return None
+    pid = min(pids)
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = ""
+    return f"pid {pid} ({cmd[:120]})" if cmd else f"pid {pid}"
+
+
+def _check_ports(ports: list[tuple[str, str, str, int]]) -> None:
+    """Exit 1 naming the port, who holds it and the setting that chooses it, for each taken port."""
+    for what, setting, option, port in ports:
+        if not _port_free(port):
+            holder = port_holder(port)
+            held = f"held by {holder}" if holder else "in use"
+            raise OperationFailed(
+                f"{what} port {port} on {HOST} is {held}; choose another with {setting} in mlops.yaml or {option}"
+            )
+
+
+def _http_json(url: str, timeout: float = 2.0) -> tuple[int, object]:
+    """(status, parsed JSON body or None); status 0 when nothing answered."""
+    import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status == 200
+            body = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
     except OSError:
+        return 0, None
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, None
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bool:
+    return _http_json(url, timeout)[0] == 200
+
+
+def _serves_our_version(url: str, name: str, version: str) -> bool:
+    """Our model version answers on its versioned endpoints: ready, and its metadata names it."""
+    base = f"{url}/v2/models/{name}/versions/{version}"
+    if _http_json(f"{base}/ready")[0] != 200:
         return False
+    status, meta = _http_json(base)
+    return status == 200 and isinstance(meta, dict) and meta.get("name") == name and version in (
+        meta.get("versions") or [])
+
+
+def _owns_port(pid: int, port: int) -> bool:
+    """The listening socket on ``port`` belongs to our process (or its process group)."""
+    pids = listening_pids(port)
+    if pids is None:  # no /proc: the versioned endpoint is the only evidence
+        return True
+    for holder in pids:
+        try:
+            if holder == pid or os.getpgid(holder) == pid:
+                return True
+        except ProcessLookupError:
+            continue
+    return False
+
+
+def _ready(pid: int, url: str, http_port: int, name: str, version: str) -> bool:
+    return _owns_port(pid, http_port) and _serves_our_version(url, name, version)
 
 
 def _public(state: dict, changed: bool) -> dict:
@@ -239,7 +390,12 @@ def _public(state: dict, changed: bool) -> dict:
 
 
 def serve_local(cfg, champion: dict, port: int | None = None, metrics_port: int | None = None) -> dict:
-    """Start MLServer on 127.0.0.1 with the champion (or report the one already serving it)."""
+    """Start MLServer on 127.0.0.1 with the champion (or report the one already serving it).
+
+    Ports are checked right before MLServer starts (after the environment build, which can take a
+    while), and ready means: the process we started is alive, holds the port, and the versioned
+    endpoints of our model version answer. Anything else is an OperationFailed naming the port.
+    """
     from pyhelpers.deploy.render import check_champion, serving_name
     from pyhelpers.fsutil import atomic_write_json
 
@@ -247,7 +403,8 @@ def serve_local(cfg, champion: dict, port: int | None = None, metrics_port: int 
     http_port = port or cfg.deploy.serve_port
     metrics_port = metrics_port or cfg.deploy.metrics_port
     if http_port == metrics_port:
-        raise BadInput(f"serving port and metrics port are both {http_port}; choose different ports")
+        raise BadInput(f"serving port and metrics port are both {http_port} (deploy.serve_port, "
+                       "deploy.metrics_port); choose different ports")
     name, version = serving_name(champion["name"]), str(champion["version"])
     serve_dir = serving_dir(cfg)
 
@@ -255,14 +412,11 @@ def serve_local(cfg, champion: dict, port: int | None = None, metrics_port: int 
     if running and _is_our_server(running["pid"], serve_dir):
         same = (running["registered_model"], running["version"], running["artifact_uri"]) == (
             champion["name"], version, str(champion["artifact_uri"]))
-        if same and running["http_port"] == http_port and _http_ok(running["url"] + "/v2/health/ready"):
+        if same and running["http_port"] == http_port and _ready(
+                running["pid"], running["url"], http_port, running["model_name"], version):
             _log(f"MLServer already serves {name} version {version} at {running['url']} (pid {running['pid']})")
             return _public(running, changed=False)
         stop_local(cfg)
-
-    for what, p in (("serving", http_port), ("metrics", metrics_port)):
-        if not _port_free(p):
-            raise OperationFailed(f"{what} port {p} on {HOST} is in use; choose another with --port/--metrics-port")
 
     model_dir = local_model_dir(cfg, champion)
     requirements = model_dir / "requirements.txt"
@@ -270,6 +424,9 @@ def serve_local(cfg, champion: dict, port: int | None = None, metrics_port: int 
         raise OperationFailed(f"{model_dir}: no requirements.txt in the MLflow model; cannot build its serving env")
     env_dir = ensure_serving_env(cfg, requirements.read_text(encoding="utf-8"))
 
+    # now, not before the build: a port taken meanwhile is found here, or by the readiness check
+    _check_ports([("serving", "deploy.serve_port", "--port", http_port),
+                  ("metrics", "deploy.metrics_port", "--metrics-port", metrics_port)])
     models_root = serve_dir / "models"
     shutil.rmtree(models_root, ignore_errors=True)
     settings = {
@@ -287,6 +444,7 @@ def serve_local(cfg, champion: dict, port: int | None = None, metrics_port: int 
     model_settings = {
         "name": name,
         "implementation": "mlserver_mlflow.MLflowRuntime",
+        "versions": [version],  # the model metadata names it: readiness checks it is ours
         "parameters": {"uri": str(model_dir), "version": version},
     }
     atomic_write_json(serve_dir / "settings.json", settings)
@@ -294,7 +452,7 @@ def serve_local(cfg, champion: dict, port: int | None = None, metrics_port: int 
 
     log_path = serve_dir / "mlserver.log"
     url = f"http://{HOST}:{http_port}"
-    _log(f"starting MLServer for {name} version {version} on {url}")
+    _log(f"starting MLServer for {name} version {version} on {url} (log: {log_path})")
     started = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log_file:
         proc = subprocess.Popen(
@@ -321,21 +479,25 @@ def serve_local(cfg, champion: dict, port: int | None = None, metrics_port: int 
     atomic_write_json(_state_file(cfg), state)
 
     deadline = started + cfg.deploy.ready_timeout_seconds
-    ready_urls = (f"{url}/v2/health/ready", f"{url}/v2/models/{name}/ready")
     while True:
         if proc.poll() is not None:
             _state_file(cfg).unlink(missing_ok=True)
+            holder = port_holder(http_port) or port_holder(metrics_port)
+            taken = f"; the port is now held by {holder} (deploy.serve_port/--port, " \
+                    "deploy.metrics_port/--metrics-port)" if holder else ""
             raise OperationFailed(
-                f"MLServer exited with code {proc.returncode} before it was ready: {_last_line(log_path)} "
-                f"(log: {log_path})"
+                f"MLServer (pid {proc.pid}) for port {http_port} exited with code {proc.returncode} before it was "
+                f"ready: {_last_line(log_path)}{taken} (log: {log_path})"
             )
-        if all(_http_ok(u) for u in ready_urls):
+        if _ready(proc.pid, url, http_port, name, version) and _owns_port(proc.pid, metrics_port):
             break
         if time.monotonic() > deadline:
             stop_local(cfg)
+            holder = port_holder(http_port)
+            who = f"; port {http_port} is held by {holder}" if holder else ""
             raise OperationFailed(
-                f"MLServer was not ready on {url} within {cfg.deploy.ready_timeout_seconds} s "
-                f"(deploy.ready_timeout_seconds): {_last_line(log_path)} (log: {log_path})"
+                f"MLServer was not ready on {url} (deploy.serve_port) within {cfg.deploy.ready_timeout_seconds} s "
+                f"(deploy.ready_timeout_seconds){who}: {_last_line(log_path)} (log: {log_path})"
             )
         time.sleep(0.25)
     _log(f"MLServer ready in {time.monotonic() - started:.1f} s (pid {proc.pid}); metrics at {state['metrics_url']}")

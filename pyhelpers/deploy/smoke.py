@@ -96,9 +96,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def _check_outputs(doc: dict, rows: int, model_name: str) -> list[dict]:
+def _check_outputs(doc: dict, rows: int, model_name: str, model_version: str | None = None) -> list[dict]:
     if doc.get("model_name") not in (None, model_name):
         raise OperationFailed(f"smoke: answer came from model {doc.get('model_name')!r}, expected {model_name!r}")
+    if model_version is not None and str(doc.get("model_version")) != str(model_version):
+        raise OperationFailed(f"smoke: answer came from version {doc.get('model_version')!r} of {model_name!r}, "
+                              f"expected {model_version!r} (another server on this port?)")
     outputs = doc.get("outputs") or []
     if not outputs:
         raise OperationFailed("smoke: the response has no outputs")
@@ -137,6 +140,7 @@ def smoke_test(
     max_latency_ms: float = 1000.0,
     metrics_url: str | None = None,
     timeout: float = 10.0,
+    model_version: str | None = None,
 ) -> dict:
     """Send ``requests`` V2 inference requests; raise OperationFailed unless all pass."""
     example = check_input_example(input_example)
@@ -160,7 +164,7 @@ def smoke_test(
                 first = json.loads(payload)
             except ValueError:
                 raise OperationFailed(f"smoke: POST {infer_url} returned non-JSON") from None
-    outputs = _check_outputs(first, rows, model_name)
+    outputs = _check_outputs(first, rows, model_name, model_version)
     figures = {
         "p50": round(percentile(latencies, 50), 2),
         "p99": round(percentile(latencies, 99), 2),

@@ -23,7 +23,8 @@ def _log(message: str) -> None:
     print(f"[line deploy] {message}", file=sys.stderr, flush=True)
 
 
-def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> tuple[dict[str, Any], int]:
+def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True, port: int | None = None,
+                    metrics_port: int | None = None) -> tuple[dict[str, Any], int]:
     from pyhelpers.deploy import gitops, publish
     from pyhelpers.model import registry, train
 
@@ -51,7 +52,7 @@ def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> t
 
     if serve:
         try:
-            steps["serve"], steps["smoke"] = _serve_and_smoke(cfg, champion)
+            steps["serve"], steps["smoke"] = _serve_and_smoke(cfg, champion, port, metrics_port)
         except MlopsError as exc:
             if promoted_now:
                 back = registry.withdraw(cfg, champion["version"], f"local serve/smoke failed: {exc}")
@@ -80,14 +81,16 @@ def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True) -> t
     return result, 0
 
 
-def _serve_and_smoke(cfg, champion: dict) -> tuple[dict, dict]:
+def _serve_and_smoke(cfg, champion: dict, port: int | None = None,
+                     metrics_port: int | None = None) -> tuple[dict, dict]:
     from pyhelpers.deploy.serve import serve_local
     from pyhelpers.deploy.smoke import load_input_example, smoke_test
 
-    served = serve_local(cfg, champion)
+    served = serve_local(cfg, champion, port=port, metrics_port=metrics_port)
     _log(f"serve: {champion['name']} version {champion['version']} at {served['url']}")
     example = load_input_example(served["model_dir"])
-    smoke = smoke_test(served["url"], served["model_name"], example, metrics_url=served["metrics_url"])
+    smoke = smoke_test(served["url"], served["model_name"], example, metrics_url=served["metrics_url"],
+                       model_version=str(champion["version"]))
     _log(f"smoke: p50 {smoke['latency_ms']['p50']} ms, p99 {smoke['latency_ms']['p99']} ms")
     return served, smoke
 
