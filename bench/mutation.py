@@ -1,0 +1,193 @@
+"""`make mutation`: how many planted bugs (mutants) of the core decision code the tests catch.
+
+For each target of mutation.toml: snapshot the work tree into build/mutation/<target>/ (the shared
+tree itself is never mutated, and code others edit meanwhile cannot change a run half-way), run
+mutmut there on the target's functions with the target's tests, then print mutants total / killed /
+survived, the score, and every surviving mutant as its one-line change.
+
+    .venv/bin/python bench/mutation.py                 # every target
+    .venv/bin/python bench/mutation.py gate metrics    # some
+    .venv/bin/python bench/mutation.py --report-only   # re-read the last results
+
+A summary goes to build/mutation/summary.json. Reported, never enforced: not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CONFIG = REPO / "mutation.toml"
+OUT = REPO / "build" / "mutation"
+COPIED = ("pyhelpers", "tests", "examples", "setup.cfg", "bench/mutation_pytest_plugin.py")
+PLUGIN = "mutation_pytest_plugin"
+IGNORED = shutil.ignore_patterns("__pycache__", ".mlops", ".pytest_cache", "*.pyc")
+
+# mutmut's exit-code classes (mutmut/stats.py): what counts as caught
+KILLED = {"killed", "timeout", "caught by type check", "segfault"}
+SURVIVED = {"survived"}
+UNTESTED = {"no tests"}
+
+
+def dotted(module: str) -> str:
+    return module.removesuffix(".py").replace("/", ".")
+
+
+def snapshot(name: str, target: dict, run: dict) -> Path:
+    """A copy of the work tree's code and tests, with mutmut's settings for this target."""
+    ws = OUT / name
+    shutil.rmtree(ws, ignore_errors=True)
+    ws.mkdir(parents=True)
+    for item in COPIED:
+        src = REPO / item
+        if src.is_dir():
+            shutil.copytree(src, ws / item, ignore=IGNORED)
+        elif src.is_file():
+            shutil.copy2(src, ws / src.name)
+    settings = {
+        "source_paths": ["pyhelpers"],
+        "only_mutate": [target["module"]],
+        "also_copy": ["examples", f"{PLUGIN}.py"],
+        "pytest_add_cli_args": ["-p", PLUGIN, *run.get("pytest_args", [])],
+        "pytest_add_cli_args_test_selection": target["tests"],
+        "use_git_change_detection": False,  # the snapshot is no git repository
+    }
+    lines = (REPO / "pyproject.toml").read_text().rstrip() + "\n\n[tool.mutmut]\n"
+    lines += "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    (ws / "pyproject.toml").write_text(lines)
+    return ws
+
+
+def run_target(name: str, target: dict, run: dict) -> float:
+    ws = snapshot(name, target, run)
+    patterns = [f"{dotted(target['module'])}.{glob}" for glob in target["functions"]]
+    started = time.monotonic()
+    with open(ws / "mutmut.log", "w") as log:
+        proc = subprocess.run([str(BIN / "mutmut"), "run", "--max-children", str(run.get("max_children", 2)),
+                               *patterns], cwd=ws, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        print(f"{name}: mutmut exited {proc.returncode}; see {ws / 'mutmut.log'}", file=sys.stderr)
+    return time.monotonic() - started
+
+
+def statuses(ws: Path, target: dict) -> dict[str, str]:
+    """mutant name -> status, for the target's functions only."""
+    from mutmut.stats import status_by_exit_code
+
+    meta = ws / "mutants" / (target["module"] + ".meta")
+    if not meta.is_file():
+        return {}
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    module = dotted(target["module"])
+    patterns = [f"{module}.{glob}" for glob in target["functions"]]
+    return {key: status_by_exit_code[code] for key, code in codes.items()
+            if any(fnmatch.fnmatchcase(key, p) for p in patterns)}
+
+
+def change_of(ws: Path, mutant: str) -> tuple[str, str]:
+    """(function, the mutated line) of a mutant, read from mutmut's own diff."""
+    proc = subprocess.run([str(BIN / "mutmut"), "show", mutant], cwd=ws, capture_output=True, text=True)
+    added = [line[1:].strip() for line in proc.stdout.splitlines()
+             if line.startswith("+") and not line.startswith("+++")]
+    removed = [line[1:].strip() for line in proc.stdout.splitlines()
+               if line.startswith("-") and not line.startswith("---")]
+    function = mutant.rpartition(".")[2].partition("__mutmut_")[0].removeprefix("x_").replace("ǁ", ".").strip(".")
+    change = f"{' / '.join(removed)}  ->  {' / '.join(added)}" if removed or added else "(no diff)"
+    return function, change
+
+
+def equivalent_reason(equivalents: list[dict], target: str, function: str, change: str) -> str | None:
+    for entry in equivalents:
+        if entry["target"] == target and entry["function"] == function and entry["mutated"] in change:
+            return entry["reason"]
+    return None
+
+
+def report(name: str, target: dict, equivalents: list[dict], seconds: float | None) -> dict:
+    ws = OUT / name
+    found = statuses(ws, target)
+    survivors, equivalent, untested = [], [], []
+    for mutant, status in sorted(found.items()):
+        if status in KILLED:
+            continue
+        function, change = change_of(ws, mutant)
+        reason = equivalent_reason(equivalents, name, function, change) if status in SURVIVED else None
+        entry = {"mutant": mutant, "status": status, "function": function, "change": change}
+        if reason:
+            equivalent.append({**entry, "reason": reason})
+        elif status in UNTESTED:
+            untested.append(entry)
+        else:
+            survivors.append(entry)
+    killed = sum(s in KILLED for s in found.values())
+    scored = len(found) - len(equivalent)
+    return {"target": name, "module": target["module"], "functions": target["functions"],
+            "tests": target["tests"], "total": len(found), "killed": killed,
+            "survived": len(survivors), "untested": len(untested), "equivalent": len(equivalent),
+            "score": round(killed / scored, 4) if scored else None, "seconds": seconds,
+            "surviving": survivors + untested, "equivalents": equivalent}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("targets", nargs="*", help="targets of mutation.toml (default: all)")
+    parser.add_argument("--report-only", action="store_true", help="summarise the last run without running")
+    args = parser.parse_args()
+    config = tomllib.loads(CONFIG.read_text())
+    targets, run, equivalents = config["targets"], config.get("run", {}), config.get("equivalent", [])
+    unknown = sorted(set(args.targets) - set(targets))
+    if unknown:
+        print(f"mutation.toml has no target {', '.join(unknown)} (known: {', '.join(targets)})", file=sys.stderr)
+        return 2
+    chosen = args.targets or list(targets)
+    results = []
+    for name in chosen:
+        seconds = None
+        if not args.report_only:
+            print(f"[mutation] {name}: {targets[name]['module']} {' '.join(targets[name]['functions'])}",
+                  file=sys.stderr, flush=True)
+            seconds = round(run_target(name, targets[name], run), 1)
+        results.append(report(name, targets[name], equivalents, seconds))
+
+    print(f"\n{'target':<18} {'total':>6} {'killed':>7} {'survived':>9} {'no test':>8} {'equiv.':>7} {'score':>7}"
+          f" {'time':>7}")
+    for r in results:
+        score = f"{r['score']:.1%}" if r["score"] is not None else "-"
+        took = f"{r['seconds']:.0f}s" if r["seconds"] is not None else "-"
+        print(f"{r['target']:<18} {r['total']:>6} {r['killed']:>7} {r['survived']:>9} {r['untested']:>8} "
+              f"{r['equivalent']:>7} {score:>7} {took:>7}")
+    total = sum(r["total"] for r in results)
+    killed = sum(r["killed"] for r in results)
+    scored = total - sum(r["equivalent"] for r in results)
+    overall = round(killed / scored, 4) if scored else None
+    print(f"{'overall':<18} {total:>6} {killed:>7} {sum(r['survived'] for r in results):>9} "
+          f"{sum(r['untested'] for r in results):>8} {total - scored:>7} "
+          f"{(f'{overall:.1%}' if overall is not None else '-'):>7}")
+    for r in results:
+        for s in r["surviving"]:
+            print(f"  survived  {r['target']}: {s['function']}: {s['change']}" + (
+                f" [{s['status']}]" if s["status"] != "survived" else ""))
+        for s in r["equivalents"]:
+            print(f"  equivalent {r['target']}: {s['function']}: {s['change']}  ({s['reason']})")
+    OUT.mkdir(parents=True, exist_ok=True)
+    summary = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "overall_score": overall,
+               "total": total, "killed": killed, "targets": results}
+    if args.report_only or not args.targets:
+        (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    else:  # a partial run must not overwrite the figures of a full one
+        (OUT / f"summary-{'-'.join(chosen)}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
