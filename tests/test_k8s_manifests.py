@@ -64,18 +64,45 @@ def test_rbac_is_exactly_what_mlops_needs():
     assert rules("mlops-experiments") == {("kubeflow.org", "experiments", crud), ("kubeflow.org", "trials", crud),
                                           ("", "pods", ("list",)), ("", "pods/log", ("get",))}
     assert rules("mlops-applications-reader") == {("argoproj.io", "applications", ("get", "list", "watch"))}
+    # deploy wait (kserve) reads the InferenceService with a list by name, as pyhelpers.k8s.get_current does
+    assert rules("mlops-inferenceservices-reader") == {("serving.kserve.io", "inferenceservices", ("get", "list"))}
+    assert one("Role", "mlops-inferenceservices-reader")["metadata"]["namespace"] == "models"
     for _, doc in manifests():
         if doc["kind"] == "RoleBinding":
             assert doc["subjects"] == [{"kind": "ServiceAccount", "name": "mlops-jenkins", "namespace": "mlops"}]
     assert "katib.kubeflow.org/metrics-collector-injection" in one("Namespace", "mlops")["metadata"]["labels"]
 
 
-def test_storage_secret_is_a_template_without_values():
-    secret = one("Secret")
-    assert "data" not in secret
-    for key, value in secret["stringData"].items():
-        if re.search(r"KEY|SECRET|TOKEN|PASSWORD", key):
-            assert value == "", key
+def test_storage_secrets_are_templates_without_values():
+    secrets = [d for _, d in manifests() if d["kind"] == "Secret"]
+    assert {s["metadata"]["name"] for s in secrets} == {"mlops-storage", "mlops-kserve-s3"}
+    for secret in secrets:
+        assert "data" not in secret
+        for key, value in secret["stringData"].items():
+            if re.search(r"KEY|SECRET|TOKEN|PASSWORD", key):
+                assert value == "", key
+
+
+# KServe v0.20's names (pkg/credentials/s3/s3_secret.go: constants.KServeAPIGroupName + "/s3-…", the
+# keys of config/configmap/inferenceservice.yaml's credentials.s3): a misspelt one is silently ignored.
+KSERVE_S3_ANNOTATIONS = {"serving.kserve.io/s3-endpoint", "serving.kserve.io/s3-region", "serving.kserve.io/s3-verifyssl",
+                         "serving.kserve.io/s3-usehttps", "serving.kserve.io/s3-usevirtualbucket",
+                         "serving.kserve.io/s3-useaccelerate", "serving.kserve.io/s3-useanoncredential",
+                         "serving.kserve.io/s3-cabundle-configmap", "serving.kserve.io/s3-cabundle"}
+
+
+def test_kserve_storage_template_is_what_kserves_credential_builder_reads():
+    from pyhelpers.config import ProjectConfig
+
+    secret, account = one("Secret", "mlops-kserve-s3"), one("ServiceAccount", "mlops-kserve")
+    ann = secret["metadata"]["annotations"]
+    assert set(ann) <= KSERVE_S3_ANNOTATIONS and "serving.kserve.io/s3-endpoint" in ann
+    # KServe takes a Secret as S3 credentials when it holds AWS_SECRET_ACCESS_KEY (s3SecretAccessKeyName)
+    assert set(secret["stringData"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert account["secrets"] == [{"name": "mlops-kserve-s3"}]
+    assert account["metadata"]["namespace"] == secret["metadata"]["namespace"] == "models"
+    # the rendered InferenceService names this account by default
+    assert ProjectConfig(project="p").deploy.service_account == account["metadata"]["name"]
 
 
 def test_application_matches_the_example_cluster_profile():
@@ -87,7 +114,7 @@ def test_application_matches_the_example_cluster_profile():
     assert app["spec"]["source"]["path"] == str(Path(cfg.gitops_path).parent)
     assert app["spec"]["source"]["repoURL"] == cfg.gitops.repo and app["spec"]["source"]["targetRevision"] == cfg.gitops.branch
     assert app["spec"]["destination"]["namespace"] == cfg.deploy.namespace
-    assert one("Secret")["metadata"]["name"] == cfg.deploy.storage_secret
+    assert one("Secret", cfg.deploy.storage_secret)["metadata"]["namespace"] == cfg.deploy.namespace
 
 
 @pytest.mark.parametrize("status,health", [
@@ -117,6 +144,44 @@ def test_podmonitor_never_sets_a_model_target_label():
     targets = {r.get("targetLabel") for ep in monitor["spec"]["podMetricsEndpoints"] for r in ep.get("relabelings", [])}
     assert "model" not in targets and "model_name" not in targets  # MLServer's own labels
     assert {"job", "seldon_deployment", "mlops_model_version"} <= targets
+
+
+def test_podmonitor_scrapes_seldon_and_kserve_pods_with_the_same_labels():
+    seldon, kserve = one("PodMonitor")["spec"]["podMetricsEndpoints"]
+
+    def sets(ep):
+        return {r["targetLabel"]: r.get("replacement") or tuple(r.get("sourceLabels", ()))
+                for r in ep["relabelings"] if r.get("targetLabel") and not r["targetLabel"].startswith("__")}
+
+    shared = {"job", "serving_target", "serving_name", "mlops_model_name", "mlops_model_version"}
+    assert shared <= set(sets(seldon)) and shared <= set(sets(kserve))
+    assert sets(seldon)["job"] == sets(kserve)["job"] == "mlops-mlserver"
+    assert (sets(seldon)["serving_target"], sets(kserve)["serving_target"]) == ("seldon", "kserve")
+    # the pod labels each operator sets: Seldon's seldon-deployment-id, KServe's serving.kserve.io/inferenceservice
+    assert sets(seldon)["serving_name"] == ("__meta_kubernetes_pod_label_seldon_deployment_id",)
+    assert sets(kserve)["serving_name"] == ("__meta_kubernetes_pod_label_serving_kserve_io_inferenceservice",)
+    assert (seldon["port"], seldon["path"]) == ("metrics", "/prometheus")
+    assert kserve["path"] == "/metrics" and not {"port", "portNumber", "targetPort"} & set(kserve)
+    drop = seldon["relabelings"][0]
+    assert drop["action"] == "drop" and drop["sourceLabels"] == ["__meta_kubernetes_pod_label_serving_kserve_io_inferenceservice"]
+    keep, address = kserve["relabelings"][:2]
+    assert keep["action"] == "keep"
+    pod = {"__meta_kubernetes_pod_label_serving_kserve_io_inferenceservice": "taxi-fare",
+           "__meta_kubernetes_pod_label_component": "predictor", "__meta_kubernetes_pod_container_name": "kserve-container"}
+
+    def relabel_value(rule, labels):  # Prometheus joins source labels with ';' and anchors the regex
+        return ";".join(labels.get(s, "") for s in rule["sourceLabels"])
+
+    assert re.fullmatch(keep["regex"], relabel_value(keep, pod))
+    for other in ({**pod, "__meta_kubernetes_pod_container_name": "queue-proxy"},
+                  {**pod, "__meta_kubernetes_pod_label_component": "transformer"},
+                  {k: v for k, v in pod.items() if "inferenceservice" not in k}):
+        assert not re.fullmatch(keep["regex"], relabel_value(keep, other)), other
+    # MLServer's metrics port, whether the pod declares the serving port (Knative) or none (Standard)
+    for found, wanted in (("10.1.2.3:8080", "10.1.2.3:8082"), ("10.1.2.3", "10.1.2.3:8082"),
+                          ("[fd00::7]:8080", "[fd00::7]:8082")):
+        m = re.fullmatch(address["regex"], found)
+        assert m and address["replacement"].replace("$1", m.group(1)) == wanted
 
 
 # -- promtool ----------------------------------------------------------------------------------------
@@ -152,6 +217,11 @@ def test_prometheus_rule_unit_tests_make_every_alert_fire(tmp_path):
     fired = {t["alertname"] for c in cases for t in c.get("alert_rule_test", []) if t.get("exp_alerts")}
     silent = {t["alertname"] for c in cases for t in c.get("alert_rule_test", []) if not t.get("exp_alerts")}
     assert fired == alerts and silent == alerts
+    # every alert fires for a SeldonDeployment's and for an InferenceService's model server
+    for name in alerts:
+        targets = {a["exp_labels"]["serving_target"] for c in cases for t in c.get("alert_rule_test", [])
+                   if t["alertname"] == name for a in t.get("exp_alerts") or []}
+        assert targets == {"seldon", "kserve"}, name
 
 
 def test_unit_tests_can_fail(tmp_path):
