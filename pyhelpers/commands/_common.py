@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import math
@@ -55,6 +56,7 @@ def config_or_default():
 
 
 SCALARS = (str, int, float, bool)
+BAD_PATH_ERRNOS = (errno.ENAMETOOLONG, errno.ELOOP)
 
 
 def _shown(value: Any) -> str:
@@ -88,12 +90,28 @@ class LeafCommand(click.Command):
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        source = ctx.find_root().meta.get("mlops.params_source")
+        root = ctx.find_root()
+        source = root.meta.get("mlops.params_source")
+        params = root.meta.get("mlops.params")
+        if params is not None and ctx.parent is root and ctx.default_map is None:
+            # a command directly under `mlops` (lineage): the root resolves it before it has read the
+            # parameter file, so the file is applied here, with the same unknown-key rule
+            known = {p.name for p in self.params if p.name}
+            unknown = sorted(set(params) - known)
+            if unknown:
+                raise BadInput(f"unknown parameter {unknown[0]!r} for `{ctx.command_path}`; "
+                               f"known: {', '.join(sorted(known))}", source=source)
+            ctx.default_map = params
         for param in self.params:
             if ctx.default_map and param.name in ctx.default_map:
                 many = bool(getattr(param, "multiple", False)) or param.nargs != 1
                 _check_param_value(param.name, ctx.default_map[param.name], many, source)
-        rest = super().parse_args(ctx, args)
+        try:
+            rest = super().parse_args(ctx, args)
+        except OSError as exc:  # click.Path stats the value: a name too long for the file system
+            name = str(exc.filename or "")
+            shown = name if len(name) <= 60 else name[:57] + "..."
+            raise BadInput(f"{ctx.command_path}: {exc.strerror or exc}: {shown!r}") from None
         for name, value in ctx.params.items():
             values = value if isinstance(value, (tuple, list)) else (value,)
             if any(isinstance(v, float) and not math.isfinite(v) for v in values):
@@ -111,7 +129,15 @@ def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
         @functools.wraps(fn)
         def wrapper(as_json: bool, **params: Any):
             _terminate_as_interrupt()
-            result = fn(**params)
+            try:
+                result = fn(**params)
+            except OSError as exc:
+                if exc.errno not in BAD_PATH_ERRNOS:
+                    raise
+                # a path the user gave that no file system can hold: bad input, not a crash
+                name = str(exc.filename or "")
+                shown = name if len(name) <= 60 else name[:57] + "..."
+                raise BadInput(f"{exc.strerror}: {shown!r}") from None
             emit(result, as_json)
             if result.exit_code:
                 sys.exit(result.exit_code)
