@@ -260,6 +260,12 @@ class ForeignV2Server:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def test_foreign_server_taking_the_port_after_the_check_is_not_taken_for_ours(registered, monkeypatch):
     """The port is free when checked, then another server takes it before MLServer binds: our

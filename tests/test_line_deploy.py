@@ -7,6 +7,8 @@ whole line with `--local`.
 import json
 import subprocess
 
+import pytest
+
 from tests.conftest import add_batch, make_project
 
 
@@ -69,3 +71,39 @@ def test_deploy_line_end_to_end(mlops, tmp_path):
     assert kinds.count("deployment") == 2
     r = mlops("notify", "deployment", "--json", cwd=project)
     assert r.code == 0 and second["champion"]["data_version"] in r.json()["message"]["text"], r
+
+
+def test_foreign_server_taking_the_port_during_the_build_fails_the_line_without_a_push(
+        mlops, tmp_path, monkeypatch, capsys):
+    """Issue 11's false success: while the serving environment was built, another server that answers
+    200 on every /v2 path took the serving port. The line must exit 1 naming the port and its setting,
+    push nothing and withdraw the champion it promoted."""
+    from pyhelpers.cli import main
+    from pyhelpers.deploy import serve
+    from tests.test_deploy_serve import ENVS_DIR, ForeignV2Server
+
+    project = make_project(tmp_path / "taxi-fare", rows=300, max_trials=3)
+    assert mlops("line", "data", "--local", cwd=project).code == 0
+    port, metrics_port = serve.free_port(), serve.free_port()
+
+    # the race itself: the port is free when the line starts, taken while the environment builds
+    real_build, foreign = serve.ensure_serving_env, []
+
+    def build_while_another_server_starts(cfg, requirements_text):
+        foreign.append(ForeignV2Server(port, "taxi-fare", "1"))
+        return real_build(cfg, requirements_text)
+
+    monkeypatch.setattr(serve, "ensure_serving_env", build_while_another_server_starts)
+    monkeypatch.setenv("MLOPS_SERVING_ENVS_DIR", str(ENVS_DIR))
+    monkeypatch.chdir(project)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["line", "deploy", "--local", "--port", str(port), "--metrics-port", str(metrics_port)])
+    finally:
+        for server in foreign:
+            server.close()
+    err = capsys.readouterr().err
+    assert foreign and exited.value.code == 1, err
+    assert f"port {port}" in err and "deploy.serve_port" in err and "manifest not pushed" in err, err
+    assert not (project / ".mlops" / "gitops.git").exists()  # nothing pushed: no GitOps commit at all
+    assert mlops("model", "champion", "--json", cwd=project).json() == {"champion": None}
