@@ -72,7 +72,8 @@ def _http_endpoint(value: str | None) -> str | None:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # allow_inf_nan=False: YAML's .inf/.nan are numbers to PyYAML, never a sensible setting here
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -214,7 +215,19 @@ class ProjectConfig(_Section):
     project: str
     description: str = ""
     profile: str = "local"
-    state_dir: str = ".mlops"
+    state_dir: str = ".mlops"  # every file mlops writes or deletes lives under it
+
+    @field_validator("state_dir")
+    @classmethod
+    def _own_folder(cls, v: str) -> str:
+        # The state folder is removed from and written to freely: never the project itself or above it.
+        parts = Path(v).parts
+        if not v.strip() or "\x00" in v or (not Path(v).is_absolute() and (not parts or ".." in parts
+                                                                          or set(parts) <= {"."})) \
+                or (Path(v).is_absolute() and Path(v) == Path(Path(v).anchor)):
+            raise ValueError("must be a folder of its own inside the project (default .mlops), "
+                             "or an absolute path")
+        return v
     data: DataConfig = Field(default_factory=DataConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
