@@ -456,3 +456,336 @@ def katib_experiment_status(experiment: dict, trials: list[dict], outcome: str |
     else:
         status["currentOptimalTrial"] = {"bestTrialName": "", "observation": {"metrics": None}}
     return status
+
+
+# -- Katib stand-in: Experiments become Trials, Jobs and pods run as local processes ---------------
+class KatibStandIn:
+    """Plays Katib v1beta1's controllers (and the kubelet) over a ``KubeServer``.
+
+    For each Experiment it finds, as Katib does:
+    - suggestions: random values from each parameter's feasible space (Katib's ``random``
+      algorithm; the real suggestion service of the Experiment's algorithm is not modelled);
+    - Trials (pkg/controller.v1beta1/experiment/experiment_controller_util.go): named
+      ``<experiment>-<8 random lowercase characters>``, labels of the Experiment plus
+      ``katib.kubeflow.org/experiment``, owner reference, objective, parameterAssignments,
+      primaryContainerName, metricsCollector (defaulted to StdOut by the webhook) and the run spec;
+    - run spec (pkg/controller.v1beta1/experiment/manifest/generator.go): the trial template
+      serialised, every ``${trialParameters.<name>}`` replaced by string replacement, metadata
+      name/namespace set to the Trial's; every trial parameter must find its assignment;
+    - the Job and its pod (labelled ``katib.kubeflow.org/trial``): init containers in order, then
+      the primary container, as local processes. An image that is not in ``registry`` never
+      starts (ErrImagePull: the pod stays Pending and the Trial Running, as on a real cluster); an
+      ``envFrom`` Secret that does not exist neither (CreateContainerConfigError). Paths: volume
+      mounts (emptyDir per pod, ``subPath`` honoured) first, then the image's file system
+      (``registry[image]`` is its root folder); ``python`` is this interpreter and ``sh``/``dvc``
+      come from PATH, standing in for what the image installs;
+    - metrics (StdOut collector, pkg/metricscollector/v1beta1/file-metricscollector): the primary
+      container's output parsed with ``metricsFormat`` (default Katib's regex), min/max/latest per
+      metric; exit 0 with the objective metric → Succeeded, without → MetricsUnavailable, else a
+      retry up to the Job's ``backoffLimit`` (default 6) → Failed;
+    - the Experiment's status: Created/Running, then Succeeded (ExperimentMaxTrialsReached, or
+      ExperimentGoalReached) or Failed (maxFailedTrialCount), with currentOptimalTrial by the
+      objective (min for minimize, max for maximize), respecting parallelTrialCount.
+    ``events`` records what the kubelet would show (image pulls, config errors) for assertions.
+    """
+
+    DEFAULT_FORMAT = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+    JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'  # webhook defaults for Job
+    JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+
+    def __init__(self, kube: KubeServer, registry: dict[str, Path], workdir: Path, seed: int = 1,
+                 env: dict[str, str] | None = None, poll: float = 0.1):
+        import random
+
+        self.kube = kube
+        self.registry = registry  # image reference -> folder standing for the image's file system
+        self.workdir = Path(workdir)
+        self.random = random.Random(seed)
+        self.env = dict(env or {})  # the node's environment (PATH, HOME): what a container gets besides its own
+        self.poll = poll
+        self.events: list[dict] = []
+        self.handled: set[tuple[str, str]] = set()
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+        for t in self.threads:
+            t.join(30)
+
+    # -- controller loop ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            with self.kube.lock:
+                experiments = [copy.deepcopy(o) for (prefix, _, plural), bucket in self.kube.store.items()
+                               if prefix == "apis/kubeflow.org/v1beta1" and plural == "experiments"
+                               for o in bucket.values()]
+            for exp in experiments:
+                key = (exp["metadata"]["namespace"], exp["metadata"]["name"])
+                if key not in self.handled:
+                    self.handled.add(key)
+                    t = threading.Thread(target=self._run_experiment, args=(exp,), daemon=True)
+                    self.threads.append(t)
+                    t.start()
+            self.stop.wait(self.poll)
+
+    def _event(self, obj: str, reason: str, message: str) -> None:
+        self.events.append({"object": obj, "reason": reason, "message": message})
+
+    def suggest(self, spec: dict) -> dict[str, str]:
+        import math
+
+        out = {}
+        for p in spec["parameters"]:
+            space, kind = p["feasibleSpace"], p["parameterType"]
+            if kind in ("categorical", "discrete"):
+                out[p["name"]] = str(self.random.choice(space["list"]))
+                continue
+            lo, hi = float(space["min"]), float(space["max"])
+            if kind == "int":
+                step = int(space.get("step") or 1)
+                out[p["name"]] = str(int(lo) + step * self.random.randint(0, (int(hi) - int(lo)) // step))
+            elif space.get("distribution") == "logUniform":
+                out[p["name"]] = repr(round(math.exp(self.random.uniform(math.log(lo), math.log(hi))), 6))
+            else:
+                out[p["name"]] = repr(round(self.random.uniform(lo, hi), 6))
+        return out
+
+    def render(self, exp: dict, trial_name: str, assignments: dict[str, str]) -> dict:
+        """The run spec, as Katib's generator makes it: string replacement over the serialised template."""
+        template = exp["spec"]["trialTemplate"]
+        text = json.dumps(template["trialSpec"])
+        values = {}
+        for tp in template.get("trialParameters") or []:
+            ref = tp["reference"]
+            meta = re.match(r"^\$\{trialSpec\.(\w+)\}$", ref)
+            if meta:
+                values[tp["name"]] = {"Name": trial_name, "Namespace": exp["metadata"]["namespace"],
+                                      "Kind": template["trialSpec"].get("kind"),
+                                      "APIVersion": template["trialSpec"].get("apiVersion")}[meta[1]]
+            elif ref in assignments:
+                values[tp["name"]] = assignments[ref]
+            else:
+                raise ValueError(f"parameter {ref} not found in the parameter assignment {assignments}")
+        for name, value in values.items():
+            text = text.replace("${trialParameters." + name + "}", value)
+        run_spec = json.loads(text)
+        run_spec.setdefault("metadata", {}).update(name=trial_name, namespace=exp["metadata"]["namespace"])
+        return run_spec
+
+    def _run_experiment(self, exp: dict) -> None:
+        meta, spec = exp["metadata"], exp["spec"]
+        ns, name = meta["namespace"], meta["name"]
+        max_trials, parallel = int(spec.get("maxTrialCount") or 1), int(spec.get("parallelTrialCount") or 1)
+        max_failed = spec.get("maxFailedTrialCount")
+        self.kube.patch("kubeflow.org/v1beta1", "experiments", ns, name, {"status": katib_experiment_status(exp, [], None)})
+        trials: list[dict] = []
+        running: list[dict] = []
+        lock = threading.Lock()
+
+        def run_one(index: int) -> None:
+            assignments = self.suggest(spec)
+            trial_name = f"{name}-{''.join(self.random.choice('bcdfghjklmnpqrstvwxz') for _ in range(8))}"
+            trial = self.create_trial(exp, trial_name, assignments)
+            with lock:
+                running.append(trial)
+                self.kube.patch("kubeflow.org/v1beta1", "experiments", ns, name,
+                                {"status": katib_experiment_status(exp, trials + running, None)})
+            final = self.run_trial(exp, trial)
+            if final is None:  # its pod never starts: the Trial stays Running, and so does the Experiment
+                return
+            with lock:
+                running.remove(trial)
+                trials.append(final)
+                self.kube.patch("kubeflow.org/v1beta1", "experiments", ns, name,
+                                {"status": katib_experiment_status(exp, trials + running, None)})
+
+        started = 0
+        while started < max_trials and not self.stop.is_set():
+            batch = [threading.Thread(target=run_one, args=(started + i,), daemon=True)
+                     for i in range(min(parallel, max_trials - started))]
+            started += len(batch)
+            for t in batch:
+                t.start()
+            for t in batch:
+                t.join()
+            failed = sum(self._condition(t) in ("Failed", "MetricsUnavailable") for t in trials)
+            if max_failed is not None and failed and failed >= int(max_failed):
+                break
+            if running:  # a trial never finished (stuck pod): Katib keeps waiting
+                return
+        failed = sum(self._condition(t) in ("Failed", "MetricsUnavailable") for t in trials)
+        best = self.best(spec, trials)
+        if max_failed is not None and failed and failed >= int(max_failed):
+            status = katib_experiment_status(exp, trials, "Failed", "ExperimentFailed",
+                                             "Experiment has failed because max failed count has reached", best=best)
+        else:
+            status = katib_experiment_status(exp, trials, "Succeeded", "ExperimentMaxTrialsReached",
+                                             "Experiment has succeeded because max trial count has reached", best=best)
+        self.kube.patch("kubeflow.org/v1beta1", "experiments", ns, name, {"status": status})
+
+    @staticmethod
+    def _condition(trial: dict) -> str:
+        return next(c["type"] for c in reversed(trial["status"]["conditions"]) if c["status"] == "True")
+
+    @staticmethod
+    def best(spec: dict, trials: list[dict]) -> dict | None:
+        objective = spec["objective"]
+        metric, maximize = objective["objectiveMetricName"], objective["type"] == "maximize"
+        scored = []
+        for t in trials:
+            if KatibStandIn._condition(t) != "Succeeded":
+                continue
+            m = next(x for x in t["status"]["observation"]["metrics"] if x["name"] == metric)
+            scored.append((float(m["max" if maximize else "min"]), t))
+        if not scored:
+            return None
+        return (max if maximize else min)(scored, key=lambda s: s[0])[1]
+
+    def create_trial(self, exp: dict, trial_name: str, assignments: dict[str, str]) -> dict:
+        meta, spec = exp["metadata"], exp["spec"]
+        template = spec["trialTemplate"]
+        run_spec = self.render(exp, trial_name, assignments)
+        collector = spec.get("metricsCollectorSpec") or {"collector": {"kind": "StdOut"}}
+        trial = {
+            "apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
+            "metadata": {"name": trial_name, "namespace": meta["namespace"],
+                         "labels": {**(meta.get("labels") or {}), "katib.kubeflow.org/experiment": meta["name"]},
+                         "ownerReferences": [{"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+                                              "name": meta["name"], "uid": meta.get("uid", ""), "controller": True,
+                                              "blockOwnerDeletion": True}]},
+            "spec": {"objective": spec["objective"],
+                     "parameterAssignments": [{"name": k, "value": v} for k, v in assignments.items()],
+                     "runSpec": run_spec, "metricsCollector": collector,
+                     "primaryContainerName": template.get("primaryContainerName"),
+                     "successCondition": template.get("successCondition", self.JOB_SUCCESS),
+                     "failureCondition": template.get("failureCondition", self.JOB_FAILURE)},
+            "status": {"startTime": _now(), "conditions": [
+                katib_condition("Created", "TrialCreated", "Trial is created"),
+                katib_condition("Running", "TrialRunning", "Trial is running")]},
+        }
+        created = self.kube.put(trial, "trials")
+        plural = run_spec["kind"].lower() + "s"
+        self.kube.put({**run_spec, "metadata": {**run_spec["metadata"], "labels": {
+            **(run_spec["metadata"].get("labels") or {}), "katib.kubeflow.org/trial": trial_name}}}, plural)
+        return created
+
+    def run_trial(self, exp: dict, trial: dict) -> dict | None:
+        spec = trial["spec"]
+        name, ns = trial["metadata"]["name"], trial["metadata"]["namespace"]
+        run_spec = spec["runSpec"]
+        pod_spec = ((run_spec.get("spec") or {}).get("template") or {}).get("spec")
+        if pod_spec is None:
+            raise ValueError(f"the stand-in runs Job trials only, not {run_spec.get('kind')}")
+        attempts = int((run_spec.get("spec") or {}).get("backoffLimit", 6)) + 1
+        for attempt in range(attempts):
+            outcome = self.run_pod(f"{name}-{attempt}", ns, pod_spec, spec["primaryContainerName"],
+                                   {"katib.kubeflow.org/trial": name})
+            if outcome is None:  # never started: the Trial stays Running
+                return None
+            code, output = outcome
+            if code == 0:
+                break
+        collector = (spec.get("metricsCollector") or {})
+        source = collector.get("source") or {}
+        formats = (source.get("filter") or {}).get("metricsFormat") or [self.DEFAULT_FORMAT]
+        wanted = [exp["spec"]["objective"]["objectiveMetricName"],
+                  *(exp["spec"]["objective"].get("additionalMetricNames") or [])]
+        values: dict[str, list[float]] = {}
+        for line in output.splitlines():
+            for fmt in formats:
+                for m in re.finditer(fmt, line):
+                    if m.group(1) in wanted:
+                        try:
+                            values.setdefault(m.group(1), []).append(float(m.group(2)))
+                        except ValueError:
+                            pass
+        status = dict(trial["status"])
+        status["completionTime"] = _now()
+        conditions = [c for c in status["conditions"] if c["type"] == "Created"]
+        conditions.append(katib_condition("Running", "TrialRunning", "Trial is running", "False"))
+        if code != 0:
+            conditions.append(katib_condition("Failed", "TrialFailed",
+                                              "Trial has failed. Job message: Job has reached the specified backoff limit"))
+        elif wanted[0] not in values:
+            conditions.append(katib_condition("MetricsUnavailable", "MetricsUnavailable", "Metrics are not available"))
+        else:
+            conditions.append(katib_condition("Succeeded", "TrialSucceeded", "Trial has succeeded"))
+            status["observation"] = {"metrics": [
+                {"name": k, "min": str(min(v)), "max": str(max(v)), "latest": str(v[-1])} for k, v in values.items()]}
+        status["conditions"] = conditions
+        return self.kube.patch("kubeflow.org/v1beta1", "trials", ns, name, {"status": status})
+
+    # -- the kubelet -------------------------------------------------------------------------------
+    def run_pod(self, pod_name: str, ns: str, pod_spec: dict, primary: str, labels: dict) -> tuple[int, str] | None:
+        """(exit code of the primary container or the failed init container, its output); None when
+        the pod cannot start."""
+        import base64
+        import subprocess
+        import sys
+
+        containers = [*(pod_spec.get("initContainers") or []), *pod_spec["containers"]]
+        for c in containers:
+            if c.get("image") not in self.registry:
+                self._event(pod_name, "ErrImagePull", f"{c.get('image')}: not found in the registry")
+                return None
+        root = self.workdir / pod_name
+        volumes: dict[str, Path] = {}
+        for v in pod_spec.get("volumes") or []:
+            if "emptyDir" not in v:
+                self._event(pod_name, "FailedMount", f"volume {v['name']}: only emptyDir is supported here")
+                return None
+            volumes[v["name"]] = root / "volumes" / v["name"]
+            volumes[v["name"]].mkdir(parents=True, exist_ok=True)
+        self.kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod_name, "namespace": ns,
+                                                                         "labels": labels},
+                       "spec": pod_spec}, "pods")
+        logs: list[str] = []
+        for c in containers:
+            env = {**self.env}
+            for source in c.get("envFrom") or []:
+                ref = (source.get("secretRef") or {}).get("name")
+                if ref:
+                    secret = self.kube.get("v1", "secrets", ns, ref)
+                    if secret is None:
+                        self._event(pod_name, "CreateContainerConfigError", f'secret "{ref}" not found')
+                        return None
+                    env.update({k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()})
+            mounts: dict[str, Path] = {}
+            for m in c.get("volumeMounts") or []:
+                if m["name"] not in volumes:
+                    self._event(pod_name, "FailedCreatePodContainer", f"volume {m['name']} not found")
+                    return None
+                host = volumes[m["name"]] / m.get("subPath", "")
+                host.mkdir(parents=True, exist_ok=True)
+                mounts[m["mountPath"]] = host
+            image_root = self.registry[c["image"]]
+
+            def to_host(arg: str, mounts=mounts, image_root=image_root) -> str:
+                for prefix, host in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
+                    pattern = re.compile(r"(^|=)" + re.escape(prefix.rstrip("/")) + r"(?=/|$)")
+                    if pattern.search(arg):
+                        return pattern.sub(lambda m, host=host: m.group(1) + str(host), arg)
+                m = re.match(r"^(.*?=)?(/[^\s]*)$", arg)
+                if m and (image_root / m.group(2).lstrip("/")).exists():
+                    return (m.group(1) or "") + str(image_root / m.group(2).lstrip("/"))
+                return arg
+
+            env.update({e["name"]: to_host(str(e["value"])) for e in c.get("env") or [] if "value" in e})
+            argv = [to_host(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+            if argv and argv[0] in ("python", "python3"):
+                argv[0] = sys.executable
+            cwd = Path(to_host(c["workingDir"])) if c.get("workingDir") else image_root
+            proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+            output = proc.stdout + proc.stderr
+            self.kube.pod_logs[(ns, pod_name, c["name"])] = output
+            logs.append(output)
+            if proc.returncode != 0 or c["name"] == primary:
+                return proc.returncode, output
+        return 1, "".join(logs)
