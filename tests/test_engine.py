@@ -76,7 +76,9 @@ def test_failed_trials_fail_the_experiment(mlops, tmp_path):
     r = run(mlops, path, {"TRIAL_MODE": "fail"})
     assert r.code == 1, r
     doc = r.json()
-    assert condition(doc)["type"] == "Failed" and condition(doc)["reason"] == "ExperimentMaxFailedTrialsReached"
+    # Katib's reason and message (status_util.go)
+    assert condition(doc)["type"] == "Failed" and condition(doc)["reason"] == "ExperimentFailed"
+    assert condition(doc)["message"] == "Experiment has failed because max failed count has reached"
     assert doc["status"]["trialsFailed"] == 2 and doc["status"]["trials"] == 2
     assert "currentOptimalTrial" not in doc["status"]
     assert all(t["exitCode"] == 3 for t in doc["trials"])
@@ -118,7 +120,8 @@ def test_file_collector(mlops, tmp_path):
 
 
 def test_grid_is_exhausted_without_duplicates(mlops, tmp_path):
-    path = write_experiment(tmp_path, algorithm="grid", settings={}, step="1", parallel=2, max_trials=40)
+    path = write_experiment(tmp_path, algorithm="grid", settings={}, step="1", parallel=2, max_trials=30)
+    path.write_text(path.read_text().replace("  maxTrialCount: 30\n", ""))  # no limit: the grid ends it
     r = run(mlops, path)
     assert r.code == 0, r
     doc = r.json()
@@ -127,13 +130,20 @@ def test_grid_is_exhausted_without_duplicates(mlops, tmp_path):
     assert len(doc["trials"]) == len(combos) == 5 * 3 * 2
 
 
-def test_rerun_replaces_old_trials(mlops, tmp_path):
+def test_rerun_of_a_finished_experiment_reports_it_and_an_edit_is_refused(mlops, tmp_path):
+    """resumePolicy Never (the default): a finished Experiment is final. The same spec again reports
+    it (nothing reruns); an edited spec is refused as Katib's webhook refuses the edit (exit 2)."""
     path = write_experiment(tmp_path, max_trials=3)
-    assert run(mlops, path).code == 0
-    path.write_text(path.read_text().replace("maxTrialCount: 3", "maxTrialCount: 2"))
-    doc = run(mlops, path).json()
-    logs = list((tmp_path / ".mlops" / "experiments" / "exp" / "trials").iterdir())
-    assert len(doc["trials"]) == 2 and len(logs) == 2
+    first = run(mlops, path)
+    assert first.code == 0, first
+    again = run(mlops, path)
+    assert again.code == 0 and again.json()["trials"] == first.json()["trials"], again
+    assert "already Succeeded" in again.err
+    path.write_text(path.read_text().replace("maxTrialCount: 3", "maxTrialCount: 5"))
+    edited = run(mlops, path)
+    assert edited.code == 2 and "resumePolicy" in edited.err and "LongRunning" in edited.err, edited
+    doc = json.loads((tmp_path / ".mlops" / "experiments" / "exp" / "experiment.json").read_text())
+    assert doc == first.json()
 
 
 def test_sigterm_stops_trials_and_records_failure(tmp_path):

@@ -2,7 +2,7 @@
 
 The same Experiment YAML the local engine runs (validated by ``spec.load_spec`` first) is created
 as a ``kubeflow.org/v1beta1`` Experiment in ``experiment.namespace``, named after the data version
-(``line.data_line.experiment_name``), so a second submit for the same data finds the Experiment
+(``experiment.naming.experiment_name``), so a second submit for the same data finds the Experiment
 already there instead of creating a duplicate. ``status_document`` turns the Experiment and its
 Trials into the status document of the local engine (docs/CONTRACTS.md), written to
 ``<state>/experiments/<name>/experiment.json`` so ``mlops model train`` and ``notify`` work unchanged.
@@ -44,8 +44,8 @@ def spec_hash(spec: dict) -> str:
 def resolve_name(cfg, spec_file: Path | None, name: str | None, data_version: str | None) -> tuple[str, str, str | None]:
     """(experiment name, data version, git commit): ``--name`` or metadata.name + the data version of HEAD."""
     from pyhelpers import data, scm
+    from pyhelpers.experiment.naming import experiment_name
     from pyhelpers.experiment.spec import load_spec
-    from pyhelpers.line.data_line import experiment_name
 
     commit = scm.head(cfg.root)
     if data_version is None:

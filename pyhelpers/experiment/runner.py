@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pyhelpers.experiment import status as st
+from pyhelpers.experiment.naming import check_name
 from pyhelpers.experiment.spec import ExperimentSpec
 from pyhelpers.experiment.template import trial_command
 from pyhelpers.fsutil import atomic_write_text
@@ -23,16 +24,25 @@ def latest_experiment(cfg) -> str:
 
 def run_local(cfg, spec: ExperimentSpec, image_paths: dict[str, Path], name: str | None = None,
               annotations: dict[str, str] | None = None, live: bool = False) -> tuple[dict, int]:
-    """Run ``spec``; (status document, exit code: 0 Succeeded with a best trial, else 1)."""
+    """Run ``spec``; (status document, exit code: 0 Succeeded with a best trial, else 1).
+
+    The name (``--name``, else metadata.name) must be a valid Katib Experiment name: it becomes the
+    folder ``<state>/experiments/<name>``, which is confined to the state folder (exit 2 otherwise).
+    """
     from pyhelpers.experiment.engine import LiveReporter, LocalEngine, PlainReporter
 
-    name = name or spec.name
+    name = check_name(name, "--name") if name is not None else check_name(spec.name, "metadata.name")
+    out_dir = st.experiment_dir(cfg.state, name)
     reporter = LiveReporter(spec.max_trials) if live else PlainReporter()
-    engine = LocalEngine(spec, st.experiment_dir(cfg.state, name), image_paths, name, annotations, reporter)
+    engine = LocalEngine(spec, out_dir, image_paths, name, annotations, reporter)
     doc = engine.run()
     atomic_write_text(cfg.state_path("experiments", LATEST_FILE), name + "\n")
-    ok = st.phase(doc) == "Succeeded" and st.best_trial(doc) is not None
-    return doc, 0 if ok else 1
+    return doc, exit_code(doc)
+
+
+def exit_code(doc: dict) -> int:
+    """0 when the Experiment Succeeded with a best trial, else 1."""
+    return 0 if st.phase(doc) == "Succeeded" and st.best_trial(doc) is not None else 1
 
 
 def dry_run_plan(spec: ExperimentSpec, image_paths: dict[str, Path], name: str | None) -> dict:
@@ -59,8 +69,9 @@ def summary(doc: dict) -> str:
         return "\n".join(lines)
     lines.append(f"  best trial: {best['name']}")
     for m in best["metrics"].values():
-        lines.append(f"    {m['name']}: {m['latest']} (min {m['min']}, max {m['max']})")
+        lines.append(f"    {m['name']}: {st.human_value(m['latest'])} (min {st.human_value(m['min'])}, "
+                     f"max {st.human_value(m['max'])})")
     lines.append("  parameters:")
     for k, v in best["parameters"].items():
-        lines.append(f"    {k} = {v}")
+        lines.append(f"    {k} = {st.human_value(v)}")
     return "\n".join(lines)

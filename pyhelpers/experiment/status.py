@@ -16,7 +16,10 @@ def now() -> str:
 
 
 def experiment_dir(state: Path, name: str) -> Path:
-    return state / "experiments" / name
+    """``<state>/experiments/<name>``; a name that is not a DNS-1123 label (``../mlflow``) is exit 2."""
+    from pyhelpers.experiment.naming import experiment_dir as confined
+
+    return confined(state, name)
 
 
 def set_condition(status: dict, type_: str, state: str, reason: str, message: str) -> None:
@@ -101,3 +104,17 @@ def best_trial(doc: dict) -> dict | None:
         "parameters": {a["name"]: a["value"] for a in opt.get("parameterAssignments") or []},
         "metrics": {m["name"]: m for m in (opt.get("observation") or {}).get("metrics") or []},
     }
+
+
+def human_value(value) -> str:
+    """A value for people: floats rounded to 6 significant digits (``--json`` keeps full precision)."""
+    text = str(value)
+    if isinstance(value, bool) or isinstance(value, int):
+        return text
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return text
+    if isinstance(value, str) and text.strip().lstrip("+-").isdigit():
+        return text  # an integer parameter stays as written
+    return f"{number:.6g}"

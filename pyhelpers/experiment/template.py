@@ -98,13 +98,14 @@ def substitute(spec: dict, assignments: dict[str, str], trial_name: str, namespa
 
 
 def map_path(arg: str, image_paths: dict[str, Path]) -> str:
-    """Rewrite an image path (``/app/train.py``, ``--data=/app/data``) to its local folder."""
-    for image_path, local in sorted(image_paths.items(), key=lambda kv: -len(kv[0])):
-        prefix = image_path.rstrip("/")
-        pattern = re.compile(r"(^|=)" + re.escape(prefix) + r"(?=/|$)")
-        if pattern.search(arg):
-            return pattern.sub(lambda m, local=local: m.group(1) + str(local), arg)
-    return arg
+    """Rewrite image paths (``/app/train.py``, ``--data=/app/data``, ``sh -c "python /app/x.py"``) to their
+    local folders, in one pass (the longest image path wins; a mapped path is never mapped again)."""
+    if not image_paths:
+        return arg
+    prefixes = {k.rstrip("/") or "/": v for k, v in image_paths.items()}
+    alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
+    pattern = re.compile(r"(^|[=\s])(" + alternatives + r")(?=/|$|\s)")
+    return pattern.sub(lambda m: m.group(1) + str(prefixes[m.group(2)]), arg)
 
 
 def trial_command(
@@ -137,3 +138,52 @@ def trial_command(
         elif item.get("name") in os.environ:  # valueFrom: the same variable from this machine
             env[item["name"]] = os.environ[item["name"]]
     return argv, cwd, env
+
+
+def collector_path_map(file_path: str | None, trial_dir: Path) -> dict[str, Path]:
+    """Where a trial's File-collector path lands on this machine: inside the trial's own folder.
+
+    On Katib the metrics file lives on a volume of the trial's own pod (mounted at the file's
+    directory), so a trial sees only what it wrote. Locally the path is mapped like an image path:
+    ``/var/log/katib/metrics.log`` -> ``<trial_dir>/var/log/katib/metrics.log``. Only the file itself
+    is mapped (not its directory), so code the image keeps beside it (``/app/train.py`` next to
+    ``/app/metrics.log``) still comes from ``image_paths``.
+    """
+    if not file_path:
+        return {}
+    return {file_path: trial_dir / file_path.lstrip("/")}
+
+
+def trial_path_map(image_paths: dict[str, Path], file_path: str | None, trial_dir: Path) -> dict[str, Path]:
+    """``image_paths`` plus the trial's own File-collector path (the longer prefix wins in ``map_path``)."""
+    return {**image_paths, **collector_path_map(file_path, trial_dir)}
+
+
+_PATHLIKE = re.compile(r"(?:^|=)(/[^\s=:;,'\"]*)")
+
+
+def missing_paths(spec: dict, image_paths: dict[str, Path], file_path: str | None = None) -> list[str]:
+    """Absolute paths named by the primary container's command, args and workingDir that will not
+    exist on this machine once ``image_paths`` are applied (an image path without a mapping, such as
+    ``/app/train.py`` when nothing maps ``/app``). A path whose parent folder exists (an output file
+    the trial will create) is fine; the File-collector path is mapped per trial by the engine.
+    """
+    tt = spec.get("trialTemplate") or {}
+    trial_spec = tt.get("trialSpec")
+    if not isinstance(trial_spec, dict):
+        return []
+    container = find_container(trial_spec, tt.get("primaryContainerName")) or {}
+    words = [*(container.get("command") or []), *(container.get("args") or [])]
+    if container.get("workingDir"):
+        words.append(container["workingDir"])
+    missing: list[str] = []
+    for word in words:
+        for token in str(word).split():  # `sh -c "python /app/train.py"` names paths inside one argument
+            for found in _PATHLIKE.findall(token):
+                path = PLACEHOLDER.sub("x", found)
+                if len(path) < 2 or path == file_path or path in missing:
+                    continue
+                local = Path(map_path(path, image_paths))
+                if not (local.exists() or local.parent.is_dir() and local.parent != Path("/")):
+                    missing.append(path)
+    return missing

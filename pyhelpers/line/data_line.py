@@ -14,14 +14,11 @@ from typing import Any
 from pyhelpers import data, notify, scm
 from pyhelpers.errors import BadInput, MlopsError
 from pyhelpers.experiment import status as st
-from pyhelpers.experiment.runner import run_local
+from pyhelpers.experiment.backends import backend_for
+from pyhelpers.experiment.naming import experiment_name
 from pyhelpers.experiment.spec import load_spec
 
-
-def experiment_name(base: str, data_version: str) -> str:
-    """Name an Experiment after its data: a rerun for the same data finds the same name."""
-    suffix = data_version.removeprefix("dv-")[:8]
-    return f"{base[:63 - len(suffix) - 1].rstrip('-')}-{suffix}"
+__all__ = ["experiment_name", "run_data_line"]  # experiment_name lives in experiment.naming
 
 
 def _log(message: str) -> None:
@@ -32,11 +29,9 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
                   image: str | None = None) -> tuple[dict[str, Any], int]:
     """``local``: the local engine whatever experiment.engine says; else experiment.engine decides.
     ``image``: the trials' training image on Katib (default: the one built for this data and commit)."""
-    on_katib = not local and cfg.experiment.engine == "katib"
-    if image and not on_katib:
-        raise BadInput("--image is for Experiments on Katib (experiment.engine: katib, without --local)")
+    backend = backend_for(cfg, local=local, live=live, log=_log, image=image)
     # a bad spec stops the line before anything happens
-    spec = load_spec(cfg.experiment_file, engine="katib" if on_katib else "local")
+    spec = load_spec(cfg.experiment_file, engine=backend.engine)
     state = data.status(cfg)
     version, commit = state["data_version"], state["git_commit"]
     if commit is None:
@@ -66,12 +61,9 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
     _log(f"data pushed to {pushed['remote']} ({pushed['pushed_files']} new file(s))")
 
     name = experiment_name(spec.name, version)
-    if on_katib:
-        doc, code = _run_on_katib(cfg, spec, name, version, commit, image)
-    else:
+    if backend.engine == "local":
         _log(f"running experiment {name} ({spec.algorithm}, up to {spec.max_trials} trials, {spec.parallel} at a time)")
-        annotations = {"mlops.io/data-version": version, "mlops.io/git-commit": commit}
-        doc, code = run_local(cfg, spec, cfg.image_path_map(), name=name, annotations=annotations, live=live)
+    doc, code = backend.run(spec, name, version, commit)
     message = notify.experiment_message(doc, cfg.notify.link or os.environ.get("BUILD_URL"))
     try:
         delivery = notify.send(cfg, message, "experiment")
@@ -84,7 +76,7 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
     if code == 0:
         data.mark_processed(cfg, version, commit, experiment=name)
     result.update({
-        "engine": "katib" if on_katib else "local",
+        "engine": backend.engine,
         "status": "completed" if code == 0 else "failed",
         "diff": {"summary": change["summary"], "files": change["files"], "bytes_added": change["bytes_added"]},
         "pushed_files": pushed["pushed_files"],
@@ -94,17 +86,7 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
         "status_file": str(st.experiment_dir(cfg.state, name) / st.STATUS_FILE),
         "notification": notification,
     })
-    if on_katib:  # what the trials ran: the image of this data version and commit
+    if backend.engine == "katib":  # what the trials ran: the image of this data version and commit
         result["image"] = ((doc.get("metadata") or {}).get("annotations") or {}).get("mlops.io/image")
     return result, code
 
-
-def _run_on_katib(cfg, spec, name: str, version: str, commit: str, image: str | None) -> tuple[dict, int]:
-    """Submit (or find: the name comes from the data version) the Experiment and watch it to the end."""
-    from pyhelpers.experiment import katib
-
-    submitted = katib.submit(cfg, spec, name, version, commit, image)
-    _log(f"experiment {cfg.experiment.namespace}/{name} {'created' if submitted['created'] else 'already exists'} "
-         f"on Katib (image {submitted['image']}); waiting for it")
-    data, doc = katib.wait(cfg, name, cfg.experiment.timeout_minutes * 60)
-    return doc, data["exit_code"]

@@ -111,7 +111,7 @@ def experiment_section(cfg, name: str, plot_link: str | None) -> list[str]:
 def default_experiment(cfg, data_version: str) -> str | None:
     """The Experiment named after this data version, when its status document exists here."""
     from pyhelpers.experiment import status as st
-    from pyhelpers.line.data_line import experiment_name
+    from pyhelpers.experiment.naming import experiment_name
 
     try:
         from pyhelpers.experiment.spec import load_spec
