@@ -16,6 +16,7 @@ import bench_data  # noqa: E402
 import bench_engine  # noqa: E402
 import bench_lineage  # noqa: E402
 import bench_lines  # noqa: E402
+import bench_validate  # noqa: E402
 from common import REPO, row  # noqa: E402
 
 
@@ -47,6 +48,7 @@ SUITES = {
     "lines": lambda quick: bench_lines.run(),
     "lineage-scale": lambda quick: bench_lineage.run((1, 50) if quick else (1, 50, 500)),
     "serving": serving,
+    "validate": lambda quick: bench_validate.run(repeats=3 if quick else 7),
 }
 
 

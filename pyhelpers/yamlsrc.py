@@ -122,7 +122,8 @@ def parse_yaml(text: str, source: str) -> SourcedYaml:
         loader = _UniqueKeyLoader(text)
         try:
             node = loader.get_single_node()  # parsed once: the same nodes give lines and data
-            if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            # Aliases need anchors ('&'): without one no node is shared and nothing can expand.
+            if node is not None and "&" in text and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
                 raise BadInput(f"aliases expand to more than {MAX_EXPANDED_NODES} values (an alias bomb?); "
                                "write the values out or use fewer nested aliases", source=source)
             data = loader.construct_document(node) if node is not None else None

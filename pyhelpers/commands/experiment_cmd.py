@@ -37,6 +37,8 @@ def validate(file: Path, engine: str, katib_config_file: Path | None) -> Result:
             raise BadInput("--katib-config applies to --engine katib (the local engine follows Katib's default "
                            "katib-config)")
         config = katib_config.UPSTREAM
+    elif katib_config_file is not None or not _may_run_on_katib():
+        config = katib_config.resolve(katib_config_file)  # no cluster to ask (and no pydantic import)
     else:
         config = katib_config.for_project(load_project_config(required=False), katib_config_file)
     spec = load_spec(file, engine=engine, katib_config=config)
@@ -49,6 +51,31 @@ def validate(file: Path, engine: str, katib_config_file: Path | None) -> Result:
     what = f"{len(spec.parameters)} parameters" if spec.nas is None else "neural architecture search"
     return Result(data, f"{file}: valid Experiment {spec.name} ({spec.algorithm} on Katib's "
                   f"{config.service(spec.algorithm)} service, {what})")
+
+
+def _may_run_on_katib() -> bool:
+    """Whether the project's experiment.engine may be katib (cluster mode), read cheaply: loading
+    mlops.yaml through its schema costs ~0.3 s of imports, which `validate` only pays when needed.
+    Anything unclear answers True, and the full configuration decides."""
+    import os
+
+    from pyhelpers.yamlsrc import load_yaml_file
+
+    root = click.get_current_context().find_root()
+    path = root.meta.get("mlops.config_path") or os.environ.get("MLOPS_CONFIG")
+    if not path:
+        here = Path.cwd().resolve()
+        path = next((folder / "mlops.yaml" for folder in (here, *here.parents) if (folder / "mlops.yaml").is_file()), None)
+    if path is None:
+        return False
+    try:
+        doc = load_yaml_file(path).data or {}
+        profile = root.meta.get("mlops.profile") or os.environ.get("MLOPS_PROFILE") or doc.get("profile") or "local"
+        overlay = ((doc.get("profiles") or {}).get(profile) or {}).get("experiment") or {}
+        engine = overlay.get("engine") or (doc.get("experiment") or {}).get("engine") or "local"
+    except Exception:  # noqa: BLE001 - a broken mlops.yaml is reported by the full load
+        return True
+    return engine != "local"
 
 
 @leaf(cli, "run")
