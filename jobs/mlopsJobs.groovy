@@ -60,7 +60,9 @@ projects.eachWithIndex { Map p, int i ->
                                 strategyId(1)       // branches that are not also pull requests
                             }
                             gitHubPullRequestDiscovery {
-                                strategyId(1)       // pull requests merged with their target
+                                // 2 = the pull request's head revision: the checkout is a commit GitHub has (the image is
+                                // tagged with it), not Jenkins' local merge with the target (strategy 1)
+                                strategyId(2)
                             }
                         }
                     }

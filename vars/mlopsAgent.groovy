@@ -1,6 +1,6 @@
 /*
  * Where the lines run: an agent chosen by label, a Kubernetes pod built from the library's pod
- * template (python container with the helpers, kaniko container for images), or the current node.
+ * template (python container with the helpers, BuildKit container for images), or the current node.
  */
 
 def call(Map config = [:], Closure body) {

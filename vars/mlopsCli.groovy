@@ -2,7 +2,14 @@
  * The one place that runs the `mlops` CLI. Option values go to the CLI as a JSON file named by
  * MLOPS_PARAMS_FILE (never on the command line), the script is a fixed single-quoted string, and
  * the result is the command's --json document.
+ *
+ * The parameter file is written with JsonOutput, not writeJSON: writeJSON's json-lib turns a GString
+ * nested in a Map into a bean ({"valueCount": 1, "strings": [...], ...}) that the CLI would take as text.
+ * What the CLI prints on stderr passes through a filter that masks the values of the variables named in
+ * MLOPS_SECRET_VARS (set by mlopsCredentials) before it reaches the log file that error messages and Slack
+ * notices are made from: Jenkins masks only its console, not the text of an error.
  */
+import groovy.json.JsonOutput
 
 def call(Map config = [:]) {
     Map defaults = [
@@ -21,7 +28,7 @@ def call(Map config = [:]) {
     }
     String command = words.join(' ')
     String base = "${pwd(tmp: true)}/mlops-${words.join('-')}-${UUID.randomUUID().toString().take(8)}"
-    writeJSON(file: "${base}-params.json", json: cfg.params)
+    writeFile(file: "${base}-params.json", text: JsonOutput.toJson(cfg.params), encoding: 'UTF-8')
     List<String> environment = [
         "MLOPS_BIN=${env.MLOPS_BIN ?: 'mlops'}",
         "MLOPS_COMMAND=${command}",
@@ -41,10 +48,22 @@ def call(Map config = [:]) {
     withEnv(environment) {
         // `retry` repeats only failed operations (exit 1): bad input (exit 2) leaves the block and fails below.
         retry(cfg.retries + 1) {
-            // stdout (the JSON) goes to MLOPS_RESULT; stderr is shown live and kept for the error message.
+            // stdout (the JSON) goes to MLOPS_RESULT; stderr, with bound secrets masked, is shown live and kept
+            // for the error message. awk's index/substr replace the values literally (no regex, no escaping).
             status = sh(label: cfg.label ?: "mlops ${command}", returnStatus: true, script: '''
                 set +ex
-                { "$MLOPS_BIN" $MLOPS_COMMAND --json 2>&1 >"$MLOPS_RESULT"; echo $? >"$MLOPS_RESULT.rc"; } | tee "$MLOPS_LOG"
+                { "$MLOPS_BIN" $MLOPS_COMMAND --json 2>&1 >"$MLOPS_RESULT"; echo $? >"$MLOPS_RESULT.rc"; } | awk '
+                    BEGIN { n = split(ENVIRON["MLOPS_SECRET_VARS"], names, " ") }
+                    {
+                        for (i = 1; i <= n; i++) {
+                            secret = ENVIRON[names[i]]
+                            if (length(secret) < 4) continue
+                            rest = $0; out = ""
+                            while ((p = index(rest, secret)) > 0) { out = out substr(rest, 1, p - 1) "****"; rest = substr(rest, p + length(secret)) }
+                            $0 = out rest
+                        }
+                        print; fflush()
+                    }' | tee "$MLOPS_LOG"
                 exit "$(cat "$MLOPS_RESULT.rc" 2>/dev/null || echo 127)"
             ''')
             String stderr = fileExists("${base}-stderr.log") ? readFile(file: "${base}-stderr.log") : ''

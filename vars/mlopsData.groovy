@@ -20,10 +20,8 @@ def call(Map config = [:]) {
     if (!cfg.credentialsId) {
         return mlopsCli(cli)
     }
-    Map result = [:]
-    withCredentials([usernamePassword(credentialsId: cfg.credentialsId,
-                                      usernameVariable: 'AWS_ACCESS_KEY_ID', passwordVariable: 'AWS_SECRET_ACCESS_KEY')]) {
-        result = mlopsCli(cli)
+    return mlopsCredentials(bindings: [[type: 'usernamePassword', credentialsId: cfg.credentialsId,
+                                        usernameVariable: 'AWS_ACCESS_KEY_ID', passwordVariable: 'AWS_SECRET_ACCESS_KEY']]) {
+        mlopsCli(cli)
     }
-    return result
 }

@@ -1,18 +1,25 @@
 /*
- * Line 1, new data -> Experiment. The multibranch job runs it on every branch:
- *   a branch whose data changed: push the data, build the training image, open/update the pull request;
+ * Line 1, new data -> Experiment. The multibranch job runs it on every branch and pull request:
+ *   a branch (or pull request) whose data changed: push the data, build the training image, open/update
+ *   the pull request;
  *   the main branch (after the merge): run the Experiment for the new data version (`mlops line data`:
- *   push, Experiment, Slack notice, data marked processed) and start the deploy line.
+ *   push, Experiment, Slack notice, data marked processed), under a lock per data version so that two
+ *   merges of the same data never run two Experiments, and start the deploy line.
+ * Jenkins realities it follows: the commit comes from what `checkout scm` returns (env.GIT_COMMIT is not
+ * reliable in a scripted pipeline); a pull-request build runs as 'PR-N' with CHANGE_BRANCH/CHANGE_TARGET,
+ * and a checkout merged with its target is a commit that exists only on this agent; an abort is not a
+ * failure; skipped stages are marked skipped (pipeline-model-definition's Utils, when installed).
  * A failure sends a Slack notice naming the stage. Local mode runs everything on the agent.
  */
 
 def call(Map config = [:]) {
     Map defaults = [
-        mode: 'local',                  // local: state in .mlops/ of the workspace, no image, no pull request; cluster: S3, kaniko, GitHub, Katib
-        mainBranch: 'main',             // branch whose builds run the Experiment; other branches prepare a pull request
-        agent: 'node',                  // node: an agent (agentLabel); kubernetes: pod from resources/mlops/pod-template.yaml; none: the current node
+        mode: 'local',                  // local: state in .mlops/ of the workspace, no image, no pull request; cluster: S3, BuildKit, GitHub, Katib
+        mainBranch: 'main',             // branch whose builds run the Experiment; other branches and pull requests prepare a pull request
+        agent: 'node',                  // node: an agent (agentLabel); kubernetes: pod from podTemplate; none: the current node
         agentLabel: '',                 // node label for agent 'node'; '' = any agent
-        checkout: true,                 // run `checkout scm` first
+        podTemplate: null,              // agent 'kubernetes': library resource with the pod YAML; null = resources/mlops/pod-template.yaml
+        checkout: true,                 // run `checkout scm` first (its GIT_COMMIT tags the image)
         install: 'auto',                // how mlopsSetup finds mlops: auto | path | venv
         configFile: null,               // mlops.yaml (MLOPS_CONFIG); null = found in the workspace
         profile: null,                  // configuration profile (MLOPS_PROFILE); null = the file's default
@@ -21,31 +28,40 @@ def call(Map config = [:]) {
                                         // checkout must fetch); null = the workspace's processed marker
         deployJob: '../deploy',         // job started after a completed Experiment on the main branch; '' = none
         experimentTimeoutMinutes: 240,  // limit of the Experiment stage
-        imageBuilder: 'kaniko',         // cluster mode: kaniko | docker
+        lockResource: null,             // lockable-resources lock held around the Experiment; null = 'mlops-data <job folder> <data version>'; '' = no lock
+        imageBuilder: 'buildkit',       // cluster mode: buildkit | kaniko | docker (see mlopsImage)
         dataCredentialsId: 'mlops-dvc-s3',           // username/password: S3 keys of the DVC remote
-        registryCredentialsId: 'mlops-registry',     // kaniko: docker config.json file; docker: username/password
+        registryCredentialsId: 'mlops-registry',     // buildkit, kaniko: docker config.json file; docker: username/password
         githubCredentialsId: 'mlops-github-token',   // secret text: GitHub token for the pull request
         slackCredentialsId: 'mlops-slack',           // secret text: Slack bot token
         kubeconfigCredentialsId: 'mlops-kubeconfig', // secret file: kubeconfig for Katib (cluster mode)
     ]
     Map cfg = mlopsOptions(step: 'mlopsDataLine', defaults: defaults, config: config,
                            choices: [mode: ['local', 'cluster'], agent: ['node', 'kubernetes', 'none'],
-                                     install: ['auto', 'path', 'venv'], imageBuilder: ['kaniko', 'docker']])
+                                     install: ['auto', 'path', 'venv'], imageBuilder: ['buildkit', 'kaniko', 'docker']])
     // Local mode binds only the credentials the Jenkinsfile names, so a bare Jenkins can run it.
     Map creds = [:]
     defaults.keySet().findAll { it.endsWith('CredentialsId') }.each { String key ->
         creds[key] = (cfg.mode == 'cluster' || config.containsKey(key)) ? cfg[key] : ''
     }
-    String branch = env.BRANCH_NAME ?: cfg.mainBranch    // a plain pipeline job counts as the main branch
-    boolean onMain = branch == cfg.mainBranch
+    // a pull-request build runs as 'PR-N': its branch is CHANGE_BRANCH, its target CHANGE_TARGET
+    boolean pullRequestBuild = env.CHANGE_ID as boolean
+    String branch = pullRequestBuild ? env.CHANGE_BRANCH : (env.BRANCH_NAME ?: cfg.mainBranch)  // a plain pipeline job counts as the main branch
+    String target = pullRequestBuild ? (env.CHANGE_TARGET ?: cfg.mainBranch) : cfg.mainBranch
+    boolean onMain = !pullRequestBuild && branch == cfg.mainBranch
     boolean cluster = cfg.mode == 'cluster'
-    Map state = [stage: '', changed: false, dataVersion: null, line: null, image: null, pullRequest: null]
+    Map state = [stage: '', changed: false, dataVersion: null, commit: null, localCommit: false, line: null, image: null,
+                 pullRequest: null, skipped: [:]]
 
-    mlopsAgent(agent: cfg.agent, label: cfg.agentLabel) {
+    mlopsAgent(agent: cfg.agent, label: cfg.agentLabel, podTemplate: cfg.podTemplate) {
         withEnv(mlopsEnvironment(cfg)) {
             try {
                 conditionalStage(state, 'Checkout', cfg.checkout, 'checkout disabled') {
-                    checkout scm
+                    Map scmVars = checkout(scm)
+                    state.commit = scmVars?.GIT_COMMIT
+                    if (pullRequestBuild && state.commit) {
+                        state.localCommit = !onRemote(state.commit)
+                    }
                 }
                 conditionalStage(state, 'Setup', true, '') {
                     mlopsSetup(install: cfg.install)
@@ -62,18 +78,27 @@ def call(Map config = [:]) {
                 conditionalStage(state, 'Push data', branchWork, onMain ? 'main branch' : 'no new data') {
                     mlopsData(command: 'push', credentialsId: creds.dataCredentialsId)
                 }
-                conditionalStage(state, 'Training image', branchWork && cluster, cluster ? 'no new data' : 'local mode') {
-                    state.image = mlopsImage(builder: cfg.imageBuilder, dataVersion: state.dataVersion,
+                // a pull request merged with its target is checked out as Jenkins' own merge commit: an image tagged
+                // with it names code that exists nowhere else, so the branch-only stages wait for a head build
+                String merged = 'the checkout is Jenkins\' merge of the pull request with its target, a commit only this agent has' +
+                                ' (discover pull requests with their head revision, as jobs/mlopsJobs.groovy does)'
+                String branchSkip = !cluster ? 'local mode' : (!branchWork ? (onMain ? 'main branch' : 'no new data') : merged)
+                boolean publish = branchWork && cluster && !state.localCommit
+                conditionalStage(state, 'Training image', publish, branchSkip) {
+                    state.image = mlopsImage(builder: cfg.imageBuilder, dataVersion: state.dataVersion, commit: state.commit,
                                              credentialsId: creds.registryCredentialsId)
                 }
-                conditionalStage(state, 'Pull request', branchWork && cluster, cluster ? 'no new data' : 'local mode') {
-                    state.pullRequest = mlopsPullRequest(head: branch, base: cfg.mainBranch,
-                                                         credentialsId: creds.githubCredentialsId)
+                conditionalStage(state, 'Pull request', publish, branchSkip) {
+                    // in a PR-N build the pull request exists: `pr open` updates it (branch CHANGE_BRANCH, base CHANGE_TARGET)
+                    state.pullRequest = mlopsPullRequest(branch: branch, base: target, credentialsId: creds.githubCredentialsId)
                 }
-                conditionalStage(state, 'Experiment', onMain && state.changed, onMain ? 'data already processed' : 'not the main branch') {
+                String experimentSkip = onMain ? 'data already processed' : (pullRequestBuild ? 'pull-request build' : 'not the main branch')
+                conditionalStage(state, 'Experiment', onMain && state.changed, experimentSkip) {
                     timeout(time: cfg.experimentTimeoutMinutes, unit: 'MINUTES') {
-                        withLineCredentials(creds) {
-                            state.line = mlopsCli(command: 'line data', params: [local: !cluster, force: cfg.force])
+                        withLock(lockName(cfg, state.dataVersion)) {
+                            withLineCredentials(creds) {
+                                state.line = mlopsCli(command: 'line data', params: [local: !cluster, force: cfg.force])
+                            }
                         }
                     }
                 }
@@ -83,46 +108,94 @@ def call(Map config = [:]) {
                 }
                 currentBuild.description = describe(state)
             } catch (err) {
-                currentBuild.description = describe(state) + " - failed in ${state.stage}"
-                mlopsNotify(command: 'failure', message: "data line failed in stage ${state.stage}: ${err.message}",
+                String how = mlopsOptions.interruption(err)
+                if (how == 'abort') {
+                    // a user or a newer build stopped it: not a failure, no failure notice
+                    currentBuild.description = describe(state) + " - aborted in ${state.stage}"
+                    echo "data line aborted in stage ${state.stage}"
+                    throw err
+                }
+                String what = how == 'timeout' ? 'timed out' : 'failed'
+                currentBuild.description = describe(state) + " - ${what} in ${state.stage}"
+                mlopsNotify(command: 'failure', message: "data line ${what} in stage ${state.stage}: ${err.message ?: err}",
                             credentialsId: creds.slackCredentialsId, failOnError: false)
                 throw err
             }
         }
     }
-    return [branch: branch, dataVersion: state.dataVersion, changed: state.changed, line: state.line,
-            image: state.image, pullRequest: state.pullRequest]
+    return [branch: branch, pullRequestBuild: pullRequestBuild, commit: state.commit, dataVersion: state.dataVersion,
+            changed: state.changed, line: state.line, image: state.image, pullRequest: state.pullRequest, skipped: state.skipped]
 }
 
-/** A stage that runs its body only when the condition holds (the scripted form of `when`). */
+/** A stage that runs its body only when the condition holds (the scripted form of `when`), else is marked skipped. */
 def conditionalStage(Map state, String name, boolean condition, String reason, Closure body) {
     stage(name) {
         if (condition) {
             state.stage = name
             body()
         } else {
+            state.skipped[name] = reason
             echo "skipped: ${reason}"
+            markSkipped(name)
         }
     }
 }
 
-/** Data, Slack and Kubernetes credentials for `mlops line data`, as the CLI reads them. */
-def withLineCredentials(Map creds, Closure body) {
-    List bindings = []
-    if (creds.dataCredentialsId) {
-        bindings << usernamePassword(credentialsId: creds.dataCredentialsId, usernameVariable: 'AWS_ACCESS_KEY_ID',
-                                     passwordVariable: 'AWS_SECRET_ACCESS_KEY')
+/**
+ * Shows the stage as skipped in Blue Ocean and the stage view, as a declarative `when` does:
+ * pipeline-model-definition's Utils.markStageSkippedForConditional (jenkins-infra/pipeline-library does the
+ * same). Looked up by name so that the library still loads where that plugin is not installed.
+ */
+@NonCPS
+boolean markSkipped(String name) {
+    try {
+        Class utils = getClass().classLoader.loadClass('org.jenkinsci.plugins.pipeline.modeldefinition.Utils')
+        utils.markStageSkippedForConditional(name)
+        return true
+    } catch (ClassNotFoundException ignored) {
+        return false
     }
-    if (creds.slackCredentialsId) {
-        bindings << string(credentialsId: creds.slackCredentialsId, variable: 'SLACK_BOT_TOKEN')
+}
+
+/** True when a remote branch contains the commit (a pull request's head does; Jenkins' merge commit does not). */
+boolean onRemote(String commit) {
+    String branches = ''
+    withEnv(["MLOPS_COMMIT=${commit}"]) {
+        branches = sh(label: 'is the commit on the remote', returnStdout: true,
+                      script: 'git branch -r --contains "$MLOPS_COMMIT" 2>/dev/null || true').trim()
     }
-    if (creds.kubeconfigCredentialsId) {
-        bindings << file(credentialsId: creds.kubeconfigCredentialsId, variable: 'KUBECONFIG')
+    return branches as boolean
+}
+
+/** One Experiment per data version at a time: a second merge of the same data waits, then finds it processed. */
+String lockName(Map cfg, String dataVersion) {
+    if (cfg.lockResource != null) {
+        return cfg.lockResource
     }
-    if (!bindings) {
+    List<String> job = (env.JOB_NAME ?: 'mlops').tokenize('/')
+    String folder = job.size() > 1 ? job[0..-2].join('/') : job[0]
+    return "mlops-data ${folder} ${dataVersion}"
+}
+
+def withLock(String resource, Closure body) {
+    if (!resource) {
         return body()
     }
-    withCredentials(bindings) {
+    def result = null
+    lock(resource: resource) {
+        result = body()
+    }
+    return result
+}
+
+/** Data, Slack and Kubernetes credentials for `mlops line data`, as the CLI reads them. */
+def withLineCredentials(Map creds, Closure body) {
+    return mlopsCredentials(bindings: [
+        [type: 'usernamePassword', credentialsId: creds.dataCredentialsId, usernameVariable: 'AWS_ACCESS_KEY_ID',
+         passwordVariable: 'AWS_SECRET_ACCESS_KEY'],
+        [type: 'string', credentialsId: creds.slackCredentialsId, variable: 'SLACK_BOT_TOKEN'],
+        [type: 'file', credentialsId: creds.kubeconfigCredentialsId, variable: 'KUBECONFIG'],
+    ]) {
         body()
     }
 }

@@ -9,33 +9,37 @@ def call(Map config = [:]) {
         gitopsCredentialsId: 'mlops-github-token',    // push, wait: secret text bound as GITHUB_TOKEN for the GitOps remote; '' = none (local bare repo)
         kubeconfigCredentialsId: 'mlops-kubeconfig',  // wait, smoke: secret file bound as KUBECONFIG; '' = none
         retries: null,                                // extra attempts; null = per command (push 1, wait 2, smoke 2, others 0)
-        timeoutMinutes: 20,                           // limit for wait, serve and smoke; wait passes it on as timeout_minutes
+        timeoutMinutes: 20,                           // wait: the CLI's own limit of one attempt (timeout_minutes); serve, smoke: Jenkins' limit
+        graceMinutes: 5,                              // wait: Jenkins' timeout = every attempt's CLI limit + this, so the CLI ends first (exit 1)
         params: [:],                                  // options of the command, e.g. wait: [revision: sha, rollback_on_failure: true]
     ]
     Map cfg = mlopsOptions(step: 'mlopsDeploy', defaults: defaults, config: config,
                            choices: [command: ['render', 'push', 'wait', 'serve', 'smoke', 'stop']])
     cfg.retries = retriesFor(cfg.command, cfg.retries, cfg.params)
     Map params = cfg.params
-    if (cfg.command == 'wait' && !params.containsKey('timeout_minutes')) {
-        // the CLI's own limit ends the wait with Argo CD's last state (exit 1) before Jenkins' timeout aborts it
-        params = params + [timeout_minutes: cfg.timeoutMinutes]
+    int jenkinsMinutes = cfg.timeoutMinutes
+    if (cfg.command == 'wait') {
+        // the CLI's own limit ends each attempt with Argo CD's last state (exit 1), strictly before Jenkins'
+        // timeout, which covers every attempt plus a grace period, would abort it
+        Object cliMinutes = params.containsKey('timeout_minutes') ? params.timeout_minutes : cfg.timeoutMinutes
+        if (!(cliMinutes instanceof Number) || cliMinutes <= 0) {
+            error("mlopsDeploy: params.timeout_minutes must be a number of minutes > 0 (got ${cliMinutes})")
+        }
+        params = params + [timeout_minutes: cliMinutes]
+        jenkinsMinutes = (int) Math.ceil((cfg.retries + 1) * cliMinutes) + cfg.graceMinutes
     }
     List bindings = []
     // wait reads the GitOps branch (which commits contain the pushed one) and may push a revert
-    if (cfg.command in ['push', 'wait'] && cfg.gitopsCredentialsId) {
-        bindings << string(credentialsId: cfg.gitopsCredentialsId, variable: 'GITHUB_TOKEN')
+    if (cfg.command in ['push', 'wait']) {
+        bindings << [type: 'string', credentialsId: cfg.gitopsCredentialsId, variable: 'GITHUB_TOKEN']
     }
-    if (cfg.command in ['wait', 'smoke'] && cfg.kubeconfigCredentialsId) {
-        bindings << file(credentialsId: cfg.kubeconfigCredentialsId, variable: 'KUBECONFIG')
+    if (cfg.command in ['wait', 'smoke']) {
+        bindings << [type: 'file', credentialsId: cfg.kubeconfigCredentialsId, variable: 'KUBECONFIG']
     }
     Map result = [:]
-    timeout(time: cfg.timeoutMinutes, unit: 'MINUTES') {
-        if (bindings) {
-            withCredentials(bindings) {
-                result = mlopsCli(command: "deploy ${cfg.command}", params: params, retries: cfg.retries)
-            }
-        } else {
-            result = mlopsCli(command: "deploy ${cfg.command}", params: params, retries: cfg.retries)
+    timeout(time: jenkinsMinutes, unit: 'MINUTES') {
+        result = mlopsCredentials(bindings: bindings) {
+            mlopsCli(command: "deploy ${cfg.command}", params: params, retries: cfg.retries)
         }
     }
     return result

@@ -4,6 +4,8 @@
  * it becomes champion only when it beats the current one), render the SeldonDeployment, push it to
  * the GitOps repository, wait for Argo CD and smoke-test it. Local mode serves with MLServer on the
  * agent instead of Argo CD. A failure after promotion rolls the champion back and redeploys it.
+ * An abort (a user, a newer build) is reported as an abort, not as a failure notice; a timeout is a
+ * failure. Skipped stages are marked skipped (pipeline-model-definition's Utils, when installed).
  */
 
 def call(Map config = [:]) {
@@ -87,11 +89,19 @@ def call(Map config = [:]) {
                 currentBuild.description = describe(state)
                 mlopsNotify(command: 'deployment', credentialsId: creds.slackCredentialsId, failOnError: false)
             } catch (err) {
+                String how = mlopsOptions.interruption(err)
+                if (how == 'abort') {
+                    // stopped by a user or a newer build: no rollback behind their back, no failure notice
+                    currentBuild.description = describe(state) + " - aborted in ${state.stage}"
+                    echo "deploy line aborted in stage ${state.stage}"
+                    throw err
+                }
                 if (state.promoted && !state.deployed && cfg.rollbackOnFailure) {
                     rollback(state, creds)
                 }
-                currentBuild.description = describe(state) + " - failed in ${state.stage}"
-                mlopsNotify(command: 'failure', message: "deploy line failed in stage ${state.stage}: ${err.message}",
+                String what = how == 'timeout' ? 'timed out' : 'failed'
+                currentBuild.description = describe(state) + " - ${what} in ${state.stage}"
+                mlopsNotify(command: 'failure', message: "deploy line ${what} in stage ${state.stage}: ${err.message ?: err}",
                             credentialsId: creds.slackCredentialsId, failOnError: false)
                 throw err
             }
@@ -108,7 +118,24 @@ def conditionalStage(Map state, String name, boolean condition, String reason, C
             body()
         } else {
             echo "skipped: ${reason}"
+            markSkipped(name)
         }
+    }
+}
+
+/**
+ * Shows the stage as skipped in Blue Ocean and the stage view, as a declarative `when` does:
+ * pipeline-model-definition's Utils.markStageSkippedForConditional (jenkins-infra/pipeline-library does the
+ * same). Looked up by name so that the library still loads where that plugin is not installed.
+ */
+@NonCPS
+boolean markSkipped(String name) {
+    try {
+        Class utils = getClass().classLoader.loadClass('org.jenkinsci.plugins.pipeline.modeldefinition.Utils')
+        utils.markStageSkippedForConditional(name)
+        return true
+    } catch (ClassNotFoundException ignored) {
+        return false
     }
 }
 
@@ -121,6 +148,9 @@ def rollback(Map state, Map creds) {
             mlopsDeploy(command: 'push', gitopsCredentialsId: creds.githubCredentialsId)
             state.rolledBack = true
         } catch (err) {
+            if (mlopsOptions.interruption(err)) {
+                throw err
+            }
             echo "WARNING: rollback failed: ${err.message}"
         }
     }

@@ -9,7 +9,8 @@ def call(Map config = [:]) {
         mode: 'local',           // local: Optuna engine on this agent; cluster: Katib through the Kubernetes API
         file: null,              // Experiment spec; null = experiment.file of mlops.yaml (validate needs it)
         name: null,              // Experiment name; null = metadata.name of the spec (needed by wait, best, delete)
-        timeoutMinutes: 180,     // limit for run and wait
+        timeoutMinutes: 180,     // the CLI's own limit of one wait (timeout_minutes); local run: the limit of the run
+        graceMinutes: 5,         // Jenkins' timeout = every attempt's CLI limit + this, so the CLI ends first with a clean exit 1
         kubeconfigCredentialsId: 'mlops-kubeconfig',  // cluster: secret file bound as KUBECONFIG; '' = the agent's service account
         params: [:],             // further options of the command
     ]
@@ -22,11 +23,14 @@ def call(Map config = [:]) {
     if (cfg.command in ['wait', 'best', 'delete'] && !cfg.name) {
         error("mlopsExperiment: command '${cfg.command}' needs option 'name'")
     }
+    if (cfg.command == 'logs' && !cfg.params.trial) {
+        error("mlopsExperiment: command 'logs' needs params.trial (the trial's name)")
+    }
     if (cfg.mode == 'local' && !(cfg.command in ['validate', 'run'])) {
         error("mlopsExperiment: command '${cfg.command}' needs mode 'cluster'; mode 'local' offers validate, run")
     }
     Map args = [:]
-    if (cfg.file) {
+    if (cfg.file && cfg.command != 'logs') {
         args.file = cfg.file
     }
     if (cfg.name && !(cfg.command in ['validate', 'logs'])) {
@@ -57,21 +61,17 @@ def call(Map config = [:]) {
 
 Map waitFor(Map cfg, Map params) {
     Map doc = [:]
-    timeout(time: cfg.timeoutMinutes, unit: 'MINUTES') {
-        // waiting only reads the Experiment's status, so a dropped connection is retried;
-        // the CLI's own limit ends it cleanly (exit 1) before Jenkins' timeout aborts it
-        doc = mlopsCli(command: 'experiment wait', params: params + [timeout_minutes: cfg.timeoutMinutes], retries: 2)
+    int retries = 2
+    // waiting only reads the Experiment's status, so a dropped connection is retried; the CLI's own limit
+    // ends each attempt cleanly (exit 1, Katib's last state) strictly before Jenkins' timeout aborts the stage
+    timeout(time: (retries + 1) * cfg.timeoutMinutes + cfg.graceMinutes, unit: 'MINUTES') {
+        doc = mlopsCli(command: 'experiment wait', params: params + [timeout_minutes: cfg.timeoutMinutes], retries: retries)
     }
     return doc
 }
 
 def withKubeconfig(String credentialsId, Closure body) {
-    if (!credentialsId) {
-        return body()
+    return mlopsCredentials(bindings: [[type: 'file', credentialsId: credentialsId, variable: 'KUBECONFIG']]) {
+        body()
     }
-    def result = null
-    withCredentials([file(credentialsId: credentialsId, variable: 'KUBECONFIG')]) {
-        result = body()
-    }
-    return result
 }

@@ -33,13 +33,9 @@ def call(Map config = [:]) {
     Map cli = [command: "model ${cfg.command}", params: args, retries: cfg.retries]
     Map result = [:]
     timeout(time: cfg.timeoutMinutes, unit: 'MINUTES') {
-        if (cfg.credentialsId) {
-            withCredentials([usernamePassword(credentialsId: cfg.credentialsId, usernameVariable: 'MLFLOW_TRACKING_USERNAME',
-                                              passwordVariable: 'MLFLOW_TRACKING_PASSWORD')]) {
-                result = mlopsCli(cli)
-            }
-        } else {
-            result = mlopsCli(cli)
+        result = mlopsCredentials(bindings: [[type: 'usernamePassword', credentialsId: cfg.credentialsId,
+                                              usernameVariable: 'MLFLOW_TRACKING_USERNAME', passwordVariable: 'MLFLOW_TRACKING_PASSWORD']]) {
+            mlopsCli(cli)
         }
     }
     return result

@@ -1,6 +1,8 @@
 /*
  * Slack notices through `mlops notify ...`. The token is bound only around the call, as the
- * environment variable the CLI reads (SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL).
+ * environment variable the CLI reads (SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL). Each option goes only to
+ * the command that has it (`notify experiment --name`, `notify failure --message`). A notice that
+ * cannot be sent may only warn (failOnError: false), but an abort of the build is never swallowed.
  */
 
 def call(Map config = [:]) {
@@ -18,24 +20,28 @@ def call(Map config = [:]) {
     Map cfg = mlopsOptions(step: 'mlopsNotify', defaults: defaults, config: config,
                            choices: [command: ['experiment', 'deployment', 'failure'],
                                      credentialsVariable: ['SLACK_BOT_TOKEN', 'SLACK_WEBHOOK_URL']])
+    Map only = [name: 'experiment', message: 'failure']
     Map args = [:]
-    ['name', 'channel', 'link', 'message'].each { String key ->
-        if (cfg[key]) {
-            args[key] = cfg[key]
+    for (String key in ['name', 'channel', 'link', 'message']) {
+        if (!cfg[key]) {
+            continue
         }
+        if (only[key] && only[key] != cfg.command) {
+            error("mlopsNotify: option '${key}' applies to command '${only[key]}' only (got command '${cfg.command}')")
+        }
+        args[key] = cfg[key]
+    }
+    if (cfg.command == 'failure' && !args.message) {
+        error("mlopsNotify: command 'failure' needs option 'message'")
     }
     args += cfg.params
     Map result = [:]
     try {
-        if (cfg.credentialsId) {
-            withCredentials([string(credentialsId: cfg.credentialsId, variable: cfg.credentialsVariable)]) {
-                result = mlopsCli(command: "notify ${cfg.command}", params: args)
-            }
-        } else {
-            result = mlopsCli(command: "notify ${cfg.command}", params: args)
+        result = mlopsCredentials(bindings: [[type: 'string', credentialsId: cfg.credentialsId, variable: cfg.credentialsVariable]]) {
+            mlopsCli(command: "notify ${cfg.command}", params: args)
         }
     } catch (err) {
-        if (cfg.failOnError) {
+        if (cfg.failOnError || mlopsOptions.interruption(err)) {
             throw err
         }
         echo "WARNING: notice not sent: ${err.message}"

@@ -31,6 +31,21 @@ def call(Map config = [:]) {
     return cfg
 }
 
+/**
+ * 'abort', 'timeout' or null: how a caught exception interrupted the build. Jenkins throws
+ * FlowInterruptedException (workflow-step-api) when a user or a newer build aborts it and when a `timeout`
+ * expires (cause TimeoutStepExecution.ExceededTimeout); its message is null. Matched by class name, so the
+ * library loads where the class is not on the class path (the test harness).
+ */
+@NonCPS
+String interruption(Throwable err) {
+    if (err?.getClass()?.name != 'org.jenkinsci.plugins.workflow.steps.FlowInterruptedException') {
+        return null
+    }
+    boolean timedOut = err.causes.any { it.getClass().name.endsWith('TimeoutStepExecution$ExceededTimeout') }
+    return timedOut ? 'timeout' : 'abort'
+}
+
 Map checked(String step, Map defaults, Map config) {
     Map result = check(step, defaults, config)
     if (result.problem) {

@@ -45,9 +45,13 @@ def call(Map config = [:]) {
                     touch "$venv/.mlops-ready"
                 fi
                 echo "$venv/bin/mlops"
-            ''').trim().readLines()[-1]
+            ''').trim()
         }
-        result = [bin: bin, source: 'venv']
+        List<String> printed = bin.readLines()
+        if (!printed) {
+            error('mlopsSetup: creating the virtualenv printed no path of mlops')
+        }
+        result = [bin: printed[-1], source: 'venv']
     }
     env.MLOPS_BIN = result.bin
     echo "mlops: ${result.bin} (${result.source})"

@@ -45,7 +45,9 @@ class JobDslTest extends StepTestCase {
         assert gh.value('repositoryUrl') == 'https://github.com/acme-ml/fraud-detect'
         assert gh.value('credentialsId') == 'acme-github'
         assert gh.value('traits/gitHubBranchDiscovery/strategyId') == 1
-        assert gh.value('traits/gitHubPullRequestDiscovery/strategyId') == 1
+        // pull requests are built at their head revision (2), not merged with the target (1): a merged checkout is
+        // a commit only the agent has, and the data line would tag the training image with it
+        assert gh.value('traits/gitHubPullRequestDiscovery/strategyId') == 2
         assert mb.value('factory/workflowBranchProjectFactory/scriptPath') == 'ci/Jenkinsfile'
         assert mb.value('triggers/periodicFolderTrigger/interval') == '4h'
         assert mb.value('triggers/computedFolderWebHookTrigger/token') == 'fraud-hook'

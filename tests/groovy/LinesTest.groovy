@@ -25,8 +25,10 @@ class LinesTest extends StepTestCase {
         Map r = h.run('mlopsDataLine', [mode: 'cluster', agent: 'kubernetes'])
         assert commands() == ['config validate', 'data status', 'data push', 'config show', 'pr open']
         assert h.callsTo('checkout').size() == 1
-        assert h.shCalls.find { it.label == 'kaniko build' }.env.MLOPS_IMAGE_REFS == 'registry.example.com/ml/train:dv-ab12cd34-01234567'
-        assert h.mlopsCalls.find { it.command == 'pr open' }.params == [head: 'data/batch-2', base: 'main']
+        Map build = h.shCalls.find { it.label == 'buildkit build' }
+        assert build.container == 'buildkit'
+        assert build.env.MLOPS_IMAGE_REFS == 'registry.example.com/ml/train:dv-ab12cd34-01234567'
+        assert h.mlopsCalls.find { it.command == 'pr open' }.params == [branch: 'data/batch-2', base: 'main']
         assert r.pullRequest == [number: 5] && r.line == null
         assert h.callsTo('build').isEmpty()
         assert h.currentBuild.description == 'data dv-ab12cd34 · image registry.example.com/ml/train:dv-ab12cd34-01234567'

@@ -57,7 +57,7 @@ class SecurityTest extends StepTestCase {
 
     private void runIgnoringPipelineErrors(String step, Map config) {
         try {
-            if (step == 'mlopsAgent') {
+            if (step in ['mlopsAgent', 'mlopsCredentials']) {
                 h.run(step, config, { -> h.run('mlopsCli', [command: 'data status']) })
             } else {
                 h.run(step, config)
@@ -93,7 +93,7 @@ class SecurityTest extends StepTestCase {
                                                     'mlopsModel', 'mlopsDeploy', 'mlopsNotify', 'mlopsDataLine', 'mlopsDeployLine'])
         int runs = 0
         STRING_OPTIONS.each { String step, List<String> options ->
-            Map base = [mlopsCli: [command: 'data status'], mlopsImage: [builder: 'docker'],
+            Map base = [mlopsCli: [command: 'data status'], mlopsImage: [builder: 'docker', commit: 'abcdef1234567'],
                         mlopsDataLine: [mode: 'cluster', imageBuilder: 'docker', agent: 'none'],
                         mlopsDeployLine: [mode: 'cluster', agent: 'none', mlflowCredentialsId: 'mlflow-auth']][step] ?: [:]
             options.each { String option ->
@@ -116,7 +116,7 @@ class SecurityTest extends StepTestCase {
         assert calls.contains('docker build') && calls.contains('docker login')
         // the branch reached the CLI only inside the parameter file, as data
         Map pr = h.shCalls.find { it.env.MLOPS_COMMAND == 'pr open' }
-        assert new groovy.json.JsonSlurper().parse(new File(pr.env.MLOPS_PARAMS_FILE)).head == PAYLOAD
+        assert new groovy.json.JsonSlurper().parse(new File(pr.env.MLOPS_PARAMS_FILE)).branch == PAYLOAD
         assert pr.env.GITHUB_TOKEN == CANARY                 // bound for the call that needs it ...
         assert h.shCalls.find { it.env.MLOPS_COMMAND == 'data status' }.env.GITHUB_TOKEN == null   // ... and only there
         assertNothingLeakedOrRan('BRANCH_NAME')

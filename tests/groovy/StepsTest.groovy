@@ -132,30 +132,60 @@ class StepsTest extends StepTestCase {
         expectError('slack unreachable') { h.run('mlopsNotify') }
     }
 
-    void testImageWithKanikoTagsDataVersionAndCommit() {
+    void testImageWithBuildkitTagsDataVersionAndCommit() {
         h.credentials['mlops-registry'] = '{"auths": {}}'
-        answerMlops('config show': [config: [image: [name: 'registry.example.com/ml/train', dockerfile: 'Dockerfile', context: '.']]],
+        answerMlops('config show': [config: [image: [name: 'registry.example.com/ml/train', dockerfile: 'docker/train.Dockerfile', context: '.']]],
                     'data version': [data_version: 'dv-1234abcd'])
-        Map r = h.run('mlopsImage')
-        assert r.refs == ['registry.example.com/ml/train:dv-1234abcd-01234567']
+        Map r = h.run('mlopsImage', [commit: '89abcdef0123456789abcdef0123456789abcdef'])
+        assert r.refs == ['registry.example.com/ml/train:dv-1234abcd-89abcdef'] && r.builder == 'buildkit'
+        Map sh = h.shCalls.find { it.label == 'buildkit build' }
+        assert sh.container == 'buildkit'
+        assert sh.env.MLOPS_IMAGE_REFS == 'registry.example.com/ml/train:dv-1234abcd-89abcdef'
+        assert sh.env.MLOPS_DOCKERFILE == 'docker/train.Dockerfile' && sh.env.MLOPS_CONTEXT == '.' && sh.env.MLOPS_PUSH == 'true'
+        assert new File(sh.env.DOCKER_CONFIG_JSON).text == '{"auths": {}}'
+        // flags as moby/buildkit's README documents them: Dockerfile frontend, the two local sources, an image output
+        assert sh.script.contains('buildctl-daemonless.sh build --frontend dockerfile.v0')
+        assert sh.script.contains('--local context="$MLOPS_CONTEXT"')
+        assert sh.script.contains('--local dockerfile="$(dirname "$MLOPS_DOCKERFILE")" --opt filename="$(basename "$MLOPS_DOCKERFILE")"')
+        assert sh.script.contains('--output "type=image,\\"name=$names\\",push=$MLOPS_PUSH"')
+        assert sh.script.contains('cp "$DOCKER_CONFIG_JSON" "$DOCKER_CONFIG/config.json"')
+        assert h.callsTo('retry')[-1].args[0] == 2
+        assert !h.shCalls.any { it.label == 'commit of the workspace' }
+    }
+
+    void testImageWithTheMaintainedKanikoFork() {
+        h.credentials['mlops-registry'] = '{"auths": {}}'
+        answerMlops([:])
+        h.run('mlopsImage', [builder: 'kaniko', image: 'registry.example.com/ml/train', dockerfile: 'Dockerfile', context: '.',
+                             dataVersion: 'dv-1', commit: 'abcdef0123'])
         Map sh = h.shCalls.find { it.label == 'kaniko build' }
         assert sh.container == 'kaniko'
-        assert sh.env.MLOPS_IMAGE_REFS == 'registry.example.com/ml/train:dv-1234abcd-01234567'
-        assert sh.env.MLOPS_DOCKERFILE == 'Dockerfile' && sh.env.MLOPS_CONTEXT == '.' && sh.env.MLOPS_PUSH == 'true'
-        assert new File(sh.env.DOCKER_CONFIG_JSON).text == '{"auths": {}}'
         assert sh.script.contains('/kaniko/executor --context "dir://$MLOPS_CONTEXT" --dockerfile "$MLOPS_DOCKERFILE" "$@"')
-        assert h.callsTo('retry')[-1].args[0] == 2
+        assert sh.env.DOCKER_CONFIG.startsWith(h.workspace.path + '@tmp/mlops-docker-config-')
+        String template = new File(ROOT, 'resources/mlops/pod-template-kaniko.yaml').text
+        assert template.contains('image: ghcr.io/osscontainertools/kaniko:v') && !template.contains('image: gcr.io/kaniko-project')
+    }
+
+    void testPodTemplateRunsBuildkitRootlessAndDaemonless() {
+        String yaml = new File(ROOT, 'resources/mlops/pod-template.yaml').text
+        assert yaml =~ /image: moby\/buildkit:v\d+\.\d+\.\d+-rootless\n/       // a pinned release, not :rootless or :master
+        assert yaml.contains('value: --oci-worker-no-process-sandbox')
+        assert yaml.contains('runAsUser: 1000') && yaml.contains('type: Unconfined')
+        assert yaml.contains('mountPath: /home/user/.local/share/buildkit')
+        assert !yaml.contains('kaniko-project')
     }
 
     void testImageWithDockerAndValidation() {
         h.credentials['mlops-registry'] = [username: 'robot', password: 'pw']
         answerMlops([:])
-        h.run('mlopsImage', [builder: 'docker', image: 'localhost:5000/train', dockerfile: 'D', context: 'ctx', dataVersion: 'dv-1', push: false])
+        h.shHandler = { Map c -> c.label == 'commit of the workspace' ? [stdout: 'fedcba9876543210fedcba9876543210fedcba98\n'] : [:] }
+        Map r = h.run('mlopsImage', [builder: 'docker', image: 'localhost:5000/train', dockerfile: 'D', context: 'ctx', dataVersion: 'dv-1', push: false])
+        assert r.refs == ['localhost:5000/train:dv-1-fedcba98']    // the workspace's HEAD, not env.GIT_COMMIT
         Map sh = h.shCalls.find { it.label == 'docker build' }
         assert sh.container == null && sh.env.REGISTRY_USER == 'robot' && sh.env.MLOPS_REGISTRY == 'localhost:5000' && sh.env.MLOPS_PUSH == 'false'
         assert commands().isEmpty()
         expectError("mlopsImage: option 'image' must be an image repository") { h.run('mlopsImage', [image: 'Bad Name', dockerfile: 'D', context: '.', dataVersion: 'dv-1']) }
-        h.env.GIT_COMMIT = ''
+        h.shHandler = { Map c -> [stdout: 'fatal: not a git repository\n'] }
         expectError("mlopsImage: option 'commit' must be a git commit id") { h.run('mlopsImage', [image: 'r/x', dockerfile: 'D', context: '.', dataVersion: 'dv-1']) }
     }
 
@@ -164,10 +194,12 @@ class StepsTest extends StepTestCase {
         answerMlops('pr open': [number: 12])
         h.env.BRANCH_NAME = 'data/batch-2'
         assert h.run('mlopsPullRequest') == [number: 12]
-        assert lastParams() == [head: 'data/batch-2', base: 'main']
+        assert lastParams() == [branch: 'data/batch-2']          // base: github.base of mlops.yaml
         assert h.mlopsCalls[-1].env.GITHUB_TOKEN == 'tok'
+        h.run('mlopsPullRequest', [base: 'main', title: 'New data', since: 'v1', experiment: 'e1'])
+        assert lastParams() == [branch: 'data/batch-2', base: 'main', title: 'New data', since: 'v1', experiment: 'e1']
         h.env.BRANCH_NAME = 'main'
-        expectError("mlopsPullRequest: option 'head' must differ from 'base' (both 'main')") { h.run('mlopsPullRequest') }
+        expectError("mlopsPullRequest: option 'branch' must differ from 'base' (both 'main')") { h.run('mlopsPullRequest', [base: 'main']) }
     }
 
     void testAgentKubernetesUsesThePodTemplateAndPythonContainer() {

@@ -46,6 +46,8 @@ def groovy_results(tmp_path_factory) -> dict:
     env = dict(os.environ, JAVA_HOME=java_home())
     # the contract test runs the `mlops` of this interpreter's environment
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # the CLI contract test generates the contract with this interpreter (python -m pyhelpers.contract)
+    env["MLOPS_PYTHON"] = sys.executable
     proc = subprocess.run([groovy, "-cp", str(HERE), str(HERE / "run.groovy"), "--results", str(results)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     if not results.exists():

@@ -2,6 +2,7 @@ package harness
 
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurperClassic
+import java.beans.Introspector
 import org.codehaus.groovy.control.CompilerConfiguration
 import org.codehaus.groovy.control.customizers.ImportCustomizer
 import org.codehaus.groovy.runtime.InvokerHelper
@@ -13,11 +14,32 @@ import org.codehaus.groovy.runtime.InvokerHelper
  *
  * `sh` is mocked by default (tests answer it); with `realSh = true` it runs /bin/sh for real in the
  * workspace, which the contract test uses to drive the installed `mlops` CLI.
+ *
+ * Jenkins realities it models (each a behaviour a library once got wrong):
+ *  - `checkout scm` returns the commit (GIT_COMMIT) while `env.GIT_COMMIT` is not set in a scripted
+ *    pipeline (set `env.GIT_COMMIT` in a test to model it holding the shared library's commit);
+ *  - `writeJSON` serialises with json-lib, which turns a nested GString into a bean (see jsonLib());
+ *  - inside `withCredentials` the bound secret values are masked in what `echo` and `sh` print, but not
+ *    in the text of an exception (Jenkins prints `error` messages unmasked at the end of the build);
+ *  - pipeline-model-definition's Utils.markStageSkippedForConditional exists only when the plugin is
+ *    installed: `new PipelineHarness(root, ws, false)` loads the library without it.
  */
 class PipelineHarness {
 
     /** Compiled vars scripts, shared by all harness instances of this JVM (compiling is the slow part). */
     private static final Map<String, Class> COMPILED = [:]
+    /** Test doubles of plugin classes that are not always installed (pipeline-model-definition's Utils). */
+    static final File OPTIONAL_PLUGIN_CLASSES = new File(System.getProperty('mlops.root', '.'), 'tests/groovy/stubs')
+    /** One loader for those doubles, so every step sees the same classes (and their recorded calls). */
+    static final GroovyClassLoader OPTIONAL_PLUGINS = new GroovyClassLoader(PipelineHarness.classLoader).with {
+        addClasspath(OPTIONAL_PLUGIN_CLASSES.path)
+        it
+    }
+
+    /** Stage names the library marked with Utils.markStageSkippedForConditional (cleared by each harness). */
+    static List<String> getSkippedForConditional() {
+        return (List<String>) OPTIONAL_PLUGINS.loadClass('org.jenkinsci.plugins.pipeline.modeldefinition.Utils').SKIPPED
+    }
 
     final File libraryRoot
     final File workspace
@@ -41,6 +63,15 @@ class PipelineHarness {
     final List<String> stages = []
 
     boolean realSh = false
+    /** What `checkout scm` returns as GIT_COMMIT when sh is mocked (with realSh: the workspace's HEAD). */
+    String checkoutCommit = '0123456789abcdef0123456789abcdef01234567'
+    /** Extra entries of the map `checkout scm` returns (GIT_BRANCH, GIT_URL, ...). */
+    final Map<String, String> checkoutResult = [:]
+    /** Resources held by `lock`, in order of acquisition. */
+    final List<String> locks = []
+    /** Secret values bound by the withCredentials blocks currently open (masked in echo/sh output). */
+    private final List<List<String>> masks = []
+    final boolean modelDefinition
     /** Answers a mocked `sh`: closure(Map call) -> [status: int, stdout: String] (or null for 0/''). */
     Closure shHandler = null
     /** Answers an `mlops` call: closure(Map call) -> [exitCode:, json:, stderr:]. */
@@ -52,12 +83,15 @@ class PipelineHarness {
     private int depth = 0
     private final Map<String, LibraryVar> vars = [:]
 
-    PipelineHarness(File libraryRoot, File workspace = null) {
+    PipelineHarness(File libraryRoot, File workspace = null, boolean modelDefinition = true) {
         this.libraryRoot = libraryRoot.canonicalFile
         this.workspace = (workspace ?: File.createTempDir('mlops-ws-', '')).canonicalFile
         this.cwd = this.workspace
+        this.modelDefinition = modelDefinition
+        skippedForConditional.clear()
+        // no GIT_COMMIT: a scripted pipeline does not get it from the branch source (the checkout returns it)
         env.putAll([WORKSPACE: this.workspace.path, BUILD_URL: currentBuild.absoluteUrl, BUILD_NUMBER: '7',
-                    JOB_NAME: 'demo/pipeline/main', BRANCH_NAME: 'main', GIT_COMMIT: '0123456789abcdef0123456789abcdef01234567'])
+                    JOB_NAME: 'demo/pipeline/main', BRANCH_NAME: 'main'])
         binding.setVariable('__harness', this)
         binding.setVariable('env', env)
         binding.setVariable('params', params)
@@ -72,21 +106,21 @@ class PipelineHarness {
     private void loadLibrary() {
         new File(libraryRoot, 'vars').listFiles().findAll { it.name.endsWith('.groovy') }.sort().each { File f ->
             String name = f.name - '.groovy'
-            Script script = InvokerHelper.createScript(compile(f), binding)
+            Script script = InvokerHelper.createScript(compile(f, modelDefinition), binding)
             LibraryVar var = new LibraryVar(name, script, this)
             vars[name] = var
             binding.setVariable(name, var)
         }
     }
 
-    private static synchronized Class compile(File f) {
-        String key = "${f.path}:${f.lastModified()}"
+    private static synchronized Class compile(File f, boolean modelDefinition) {
+        String key = "${f.path}:${f.lastModified()}:${modelDefinition}"
         if (!COMPILED.containsKey(key)) {
             CompilerConfiguration cc = new CompilerConfiguration()
             cc.scriptBaseClass = PipelineScript.name
             // Jenkins imports @NonCPS into every pipeline script
             cc.addCompilationCustomizers(new ImportCustomizer().addImports('com.cloudbees.groovy.cps.NonCPS'))
-            GroovyClassLoader loader = new GroovyClassLoader(PipelineHarness.classLoader, cc)
+            GroovyClassLoader loader = new GroovyClassLoader(modelDefinition ? OPTIONAL_PLUGINS : PipelineHarness.classLoader, cc)
             COMPILED[key] = loader.parseClass(new GroovyCodeSource(f.text, f.name - '.groovy', '/groovy/shell'))
         }
         return COMPILED[key]
@@ -137,7 +171,8 @@ class PipelineHarness {
 
     private void registerDefaultSteps() {
         registerStep('echo') { List a -> appendLog("${a[0]}\n") }
-        registerStep('error') { List a -> appendLog("ERROR: ${a[0]}\n"); throw new PipelineError("${a[0]}") }
+        // Jenkins prints an error's message at the end of the build, outside any withCredentials: unmasked
+        registerStep('error') { List a -> log.append("ERROR: ${a[0]}\n"); throw new PipelineError("${a[0]}") }
         registerStep('sh') { List a -> sh(a[0] instanceof Map ? (Map) a[0] : [script: a[0]]) }
         registerStep('withEnv') { List a -> withEnvVars(parseEnv((List) a[0]), (Closure) a[1]) }
         registerStep('withCredentials') { List a -> withCredentials((List) a[0], (Closure) a[1]) }
@@ -154,20 +189,94 @@ class PipelineHarness {
         registerStep('dir') { List a -> inDir("${a[0]}", (Closure) a[-1]) }
         registerStep('pwd') { List a -> pwd(a ? (Map) a[0] : [:]) }
         registerStep('isUnix') { List a -> true }
-        registerStep('checkout') { List a -> [GIT_COMMIT: env.GIT_COMMIT, GIT_BRANCH: env.BRANCH_NAME] }
+        registerStep('checkout') { List a -> checkout() }
+        registerStep('lock') { List a -> lock(a[0], (Closure) a[-1]) }
+        registerStep('deleteDir') { List a -> cwd.deleteDir(); null }
         registerStep('build') { List a -> null }
         registerStep('archiveArtifacts') { List a -> null }
         registerStep('fileExists') { List a -> resolve("${a[0]}").exists() }
         registerStep('readFile') { List a -> resolve(a[0] instanceof Map ? "${a[0].file}" : "${a[0]}").text }
         registerStep('writeFile') { List a -> Map m = (Map) a[0]; File f = resolve("${m.file}"); f.parentFile.mkdirs(); f.text = "${m.text}"; null }
         registerStep('readJSON') { List a -> readJSON((Map) a[0]) }
-        registerStep('writeJSON') { List a -> Map m = (Map) a[0]; File f = resolve("${m.file}"); f.parentFile.mkdirs(); f.text = JsonOutput.toJson(m.json); null }
+        registerStep('writeJSON') { List a -> writeJSON((Map) a[0]) }
         registerStep('libraryResource') { List a -> libraryResource("${a[0]}") }
     }
 
     // ---------------------------------------------------------------- step implementations
 
-    void appendLog(String text) { log.append(text) }
+    /** Build-log output; inside withCredentials the bound secrets are masked as credentials-binding does. */
+    void appendLog(String text) {
+        String shown = text
+        masks.flatten().findAll { it }.sort { -it.length() }.each { String secret -> shown = shown.replace(secret, '****') }
+        log.append(shown)
+    }
+
+    /** The map `checkout scm` returns (git plugin): the commit checked out, never env.GIT_COMMIT. */
+    private Map checkout() {
+        String commit = checkoutCommit
+        if (realSh && new File(cwd, '.git').exists()) {
+            Process p = new ProcessBuilder(['git', 'rev-parse', 'HEAD']).directory(cwd).start()
+            commit = p.inputStream.getText('UTF-8').trim()
+            p.waitFor()
+        }
+        return [GIT_COMMIT: commit, GIT_BRANCH: env.BRANCH_NAME] + checkoutResult
+    }
+
+    /** lockable-resources' `lock`: holds the resource for the block (one build here, so it never waits). */
+    private Object lock(Object spec, Closure body) {
+        String resource = spec instanceof Map ? "${((Map) spec).resource}" : "${spec}"
+        assert resource && resource != 'null': "lock without a resource: ${spec}"
+        assert !locks.contains(resource): "lock ${resource} taken twice by one build: it would wait for itself"
+        locks << resource
+        try {
+            return body.call()
+        } finally {
+            locks.remove(resource)
+            locksTaken << resource
+        }
+    }
+
+    /** Every resource locked during the run, in order of release. */
+    final List<String> locksTaken = []
+
+    /**
+     * pipeline-utility-steps' writeJSON: `JSONSerializer.toJSON(json)` (json-lib), not Groovy's JsonOutput.
+     * json-lib keeps String, Number, Boolean, Map and List, and serialises any other object as a bean
+     * (net.sf.json.JSONObject.defaultBeanProcessing: readable properties minus class, declaringClass and
+     * metaClass), so a GString inside a Map is written as {"bytes": [...], "strings": [...], "valueCount": 1, "values": [...]}.
+     */
+    private Object writeJSON(Map m) {
+        String text = JsonOutput.toJson(jsonLib(m.json))
+        if (m.returnText) {
+            return text
+        }
+        File f = resolve("${m.file}")
+        f.parentFile.mkdirs()
+        f.text = text
+        return null
+    }
+
+    static Object jsonLib(Object value) {
+        if (value == null || value instanceof String || value instanceof Number || value instanceof Boolean) {
+            return value
+        }
+        if (value instanceof Character || value instanceof Enum) {
+            return value.toString()
+        }
+        if (value instanceof Map) {
+            return ((Map) value).collectEntries { k, v -> [("${k}".toString()): jsonLib(v)] }
+        }
+        if (value instanceof Collection || value.getClass().isArray()) {
+            return value.collect { jsonLib(it) }
+        }
+        Map bean = new TreeMap()
+        Introspector.getBeanInfo(value.getClass()).propertyDescriptors.each { pd ->
+            if (pd.readMethod && !(pd.name in ['class', 'declaringClass', 'metaClass'])) {
+                bean[pd.name] = jsonLib(pd.readMethod.invoke(value))
+            }
+        }
+        return bean
+    }
 
     private Object inStage(String name, Closure body) {
         String saved = currentStage
@@ -208,6 +317,8 @@ class PipelineHarness {
                 return body.call()
             } catch (Error e) {
                 throw e                 // assertion failures and unregistered steps are not retried
+            } catch (InterruptedException e) {
+                throw e                 // like workflow-basic-steps' retry: an abort (FlowInterruptedException) is not retried
             } catch (Exception e) {
                 last = e
                 appendLog("Retrying (${attempt}/${count} failed): ${e.message}\n")
@@ -267,6 +378,7 @@ class PipelineHarness {
 
     private Object withCredentials(List bindings, Closure body) {
         Map<String, String> values = [:]
+        List<String> secrets = []
         bindings.each { Map b ->
             Object secret = credentials[b.credentialsId]
             if (secret == null) {
@@ -275,13 +387,17 @@ class PipelineHarness {
             switch (b.bindingType) {
                 case 'string':
                     values[b.variable] = "${secret}"
+                    secrets << "${secret}".toString()
                     break
                 case 'usernamePassword':
+                    // credentials-binding masks the password (the username only when the credential says it is secret)
                     values[b.usernameVariable] = "${secret.username}"
                     values[b.passwordVariable] = "${secret.password}"
+                    secrets << "${secret.password}".toString()
                     break
                 case 'usernameColonPassword':
                     values[b.variable] = "${secret.username}:${secret.password}"
+                    secrets << values[b.variable]
                     break
                 case 'file':
                     File f = new File(pwd(tmp: true), "secretFiles/${b.credentialsId}")
@@ -293,7 +409,12 @@ class PipelineHarness {
                     throw new AssertionError((Object) "unsupported credentials binding ${b}")
             }
         }
-        return withEnvVars(values, body)
+        masks << secrets
+        try {
+            return withEnvVars(values, body)
+        } finally {
+            masks.remove(masks.size() - 1)
+        }
     }
 
     private Object sh(Map m) {
