@@ -164,7 +164,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _host() -> str:
+def host_name() -> str:
     import socket
 
     return re.sub(r"-+", "-", socket.gethostname())  # "--" separates the parts of a scratch name
@@ -175,7 +175,7 @@ def clean_stale_scratch(state: str | os.PathLike) -> list[Path]:
     import shutil
 
     base = Path(state) / SCRATCH_DIR
-    host = _host()
+    host = host_name()
     removed = []
     for entry in base.glob("*--*--*") if base.is_dir() else []:
         _, owner_host, rest = entry.name.split("--", 2)
@@ -197,4 +197,4 @@ def scratch_dir(state: str | os.PathLike, kind: str):
         base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _write_failed(base, exc) from None
-    return tempfile.TemporaryDirectory(prefix=f"{kind}--{_host()}--{os.getpid()}-", dir=base)
+    return tempfile.TemporaryDirectory(prefix=f"{kind}--{host_name()}--{os.getpid()}-", dir=base)
