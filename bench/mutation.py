@@ -40,7 +40,8 @@ UNTESTED = {"no tests"}
 
 
 def dotted(module: str) -> str:
-    return module.removesuffix(".py").replace("/", ".")
+    """pyhelpers/notify/__init__.py -> pyhelpers.notify (how mutmut names the mutants of a module)."""
+    return module.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
 def snapshot(name: str, target: dict, run: dict) -> Path:

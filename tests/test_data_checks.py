@@ -1,0 +1,195 @@
+"""Line 1's data checks: which data version the workspace holds, and when the line must refuse to run.
+
+The project is a real git + DVC repository (tests/conftest.py ``project``). The case the line must
+not miss: ``dvc add`` after new data but no commit — DVC itself then reports nothing to do
+(``dvc status`` compares the workspace with the updated .dvc file), yet the data version in git is
+not the one in the workspace, so an Experiment would run on data no commit describes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+
+import pytest
+
+from pyhelpers import data
+from pyhelpers.config import load_config
+from pyhelpers.errors import BadInput
+from tests.conftest import add_batch, dvc, git
+
+
+def cfg_of(project):
+    return load_config(project / "mlops.yaml", environ={})
+
+
+def nothing_ran(project) -> None:
+    state = project / ".mlops"
+    assert not (state / "experiments").exists()
+    assert not (state / "data" / "processed.json").exists()
+    assert not (state / "dvc-remote").exists() or not any((state / "dvc-remote").iterdir())
+
+
+def run_line(cfg):
+    from pyhelpers.line.data_line import run_data_line
+
+    return run_data_line(cfg, local=True)
+
+
+# -- data versions ---------------------------------------------------------------------------------
+def test_data_version_is_a_digest_of_paths_and_hashes_in_any_order():
+    outs = [{"path": "data/b", "md5": "2" * 32}, {"path": "data/a", "md5": "1" * 32 + ".dir"}]
+    canon = '[["data/a","11111111111111111111111111111111.dir"],["data/b","22222222222222222222222222222222"]]'
+    assert data.version_of(outs) == "dv-" + hashlib.sha256(canon.encode()).hexdigest()[:12]
+    assert data.version_of(outs) == data.version_of(list(reversed(outs)))
+    assert data.version_of([{"path": "data/a", "md5": "1" * 32 + ".dir"}]) != data.version_of(outs)
+
+
+def test_tracked_paths_name_their_dvc_files(tmp_path):
+    (tmp_path / "mlops.yaml").write_text("project: p\ndata:\n  paths: [data/trips/, data/extra.dvc, raw]\n")
+    assert data.dvc_files(load_config(tmp_path / "mlops.yaml", environ={})) == \
+        ["data/trips.dvc", "data/extra.dvc", "raw.dvc"]
+
+
+def test_committed_data_clean_workspace(project):
+    cfg = cfg_of(project)
+    state = data.status(cfg)
+    (out,) = data.read_outs(cfg, "HEAD")
+    assert out["path"] == "data/trips" and out["md5"].endswith(".dir") and out["dvc_file"] == "data/trips.dvc"
+    assert state["data_version"] == data.version_of([out]) == data.data_version(cfg)
+    assert state["workspace_data_version"] == state["data_version"]
+    assert state["workspace_clean"] is True and state["uncommitted_changes"] == []
+    assert (state["processed_version"], state["changed"]) == (None, True)
+    assert state["git_commit"] == git(project, "rev-parse", "HEAD").strip()
+
+
+# -- what the line refuses ---------------------------------------------------------------------------
+def test_dvc_add_without_commit_is_refused_before_anything_runs(project):
+    cfg = cfg_of(project)
+    committed = data.data_version(cfg)
+    add_batch(project, 2, rows=50, commit=False)       # new data, `dvc add`ed, .dvc file not committed
+    state = data.status(cfg)
+    assert state["uncommitted_changes"] == []           # DVC sees nothing to do ...
+    assert state["data_version"] == committed           # ... but git still has the old version
+    assert state["workspace_data_version"] != committed and state["workspace_clean"] is False
+    with pytest.raises(BadInput) as caught:
+        run_line(cfg)
+    assert str(caught.value) == ("uncommitted data changes in data/trips.dvc: `dvc add` and commit them (or "
+                                 "`dvc checkout`), so the experiment runs on a data version that exists in git")
+    nothing_ran(project)
+
+
+def test_edited_data_without_dvc_add_is_refused_naming_the_data(project):
+    cfg = cfg_of(project)
+    victim = sorted((project / "data" / "trips").iterdir())[0]
+    victim.write_text(victim.read_text() + "\n")
+    state = data.status(cfg)
+    assert state["uncommitted_changes"] == [{"path": "data/trips", "change": "modified",
+                                             "dvc_file": "data/trips.dvc"}]
+    assert state["workspace_clean"] is False
+    with pytest.raises(BadInput, match=r"^uncommitted data changes in data/trips: "):
+        run_line(cfg)
+    nothing_ran(project)
+
+
+def test_once_committed_the_new_version_is_a_change_to_process(project):
+    cfg = cfg_of(project)
+    before = data.data_version(cfg)
+    data.mark_processed(cfg, before, git(project, "rev-parse", "HEAD").strip())
+    assert data.status(cfg)["changed"] is False
+    add_batch(project, 2, rows=50, commit=True)
+    state = data.status(cfg)
+    assert state["data_version"] != before and state["workspace_clean"] is True
+    assert (state["processed_version"], state["changed"]) == (before, True)
+
+
+def test_data_already_processed_is_a_no_op(project):
+    cfg = cfg_of(project)
+    version, commit = data.data_version(cfg), git(project, "rev-parse", "HEAD").strip()
+    data.mark_processed(cfg, version, commit)
+    result, code = run_line(cfg)
+    assert (code, result["status"], result["data_version"], result["processed_version"]) == \
+        (0, "unchanged", version, version)
+    assert not (project / ".mlops" / "experiments").exists()
+
+
+def test_a_project_without_a_commit_is_refused(tmp_path, project):
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for name in ("mlops.yaml", "katib", "train.py"):
+        src = project / name
+        subprocess.run(["cp", "-r", str(src), str(fresh / name)], check=True)
+    git(fresh, "init", "-q", "-b", "main")
+    dvc(fresh, "init", "-q")
+    (fresh / "data" / "trips").mkdir(parents=True)
+    (fresh / "data" / "trips" / "a.csv").write_text("x\n1\n")
+    dvc(fresh, "add", "-q", "data/trips")
+    with pytest.raises(BadInput, match="has no commit yet: commit the .dvc files first"):
+        run_line(cfg_of(fresh))
+
+
+# -- branch pipelines: compared with the base branch ---------------------------------------------------
+def test_status_against_a_base_branch(project):
+    cfg = cfg_of(project)
+    first = git(project, "rev-parse", "HEAD").strip()
+    assert data.status(cfg, base=first)["changed_from_base"] is False
+    add_batch(project, 2, rows=50, commit=True)
+    state = data.status(cfg, base=first)
+    assert state["base"] == first and state["base_version"] == data.data_version(cfg, first)
+    assert state["changed_from_base"] is True
+    with pytest.raises(BadInput, match=r"unknown git revision 'origin/nope' for --base \(fetch it first\)"):
+        data.status(cfg, base="origin/nope")
+
+
+def test_a_base_without_the_dvc_file_has_no_data_version(project):
+    git(project, "checkout", "-q", "--orphan", "empty")
+    git(project, "rm", "-rq", "--cached", ".")
+    git(project, "commit", "-q", "--allow-empty", "-m", "nothing tracked")
+    empty = git(project, "rev-parse", "HEAD").strip()
+    git(project, "checkout", "-q", "-f", "main")
+    state = data.status(cfg_of(project), base=empty)
+    assert state["base_version"] is None and state["changed_from_base"] is True
+
+
+# -- .dvc files and the processed marker as inputs ----------------------------------------------------
+def test_an_untracked_path_says_how_to_track_it(project):
+    (project / "data" / "trips.dvc").unlink()
+    with pytest.raises(BadInput, match=r"data.paths\[0\]: data/trips is not tracked by DVC \(no data/trips.dvc\); "
+                                        r"run `dvc add data/trips"):
+        data.read_outs(cfg_of(project))
+
+
+def test_a_dvc_file_that_is_a_folder_or_not_text_is_bad_input(project):
+    cfg = cfg_of(project)
+    dvc_file = project / "data" / "trips.dvc"
+    dvc_file.write_bytes(b"\xff\xfe outs")
+    with pytest.raises(BadInput, match="not a UTF-8 text file"):
+        data.read_outs(cfg)
+    dvc_file.unlink()
+    dvc_file.mkdir()
+    with pytest.raises(BadInput, match="is a directory, expected a .dvc file"):
+        data.read_outs(cfg)
+
+
+def test_a_revision_without_the_dvc_file_is_bad_input(project):
+    with pytest.raises(BadInput, match=r"data.paths\[0\]: data/trips.dvc does not exist at git revision 'HEAD~5'"):
+        data.read_outs(cfg_of(project), "HEAD~5")
+
+
+def test_processed_marker_is_read_as_an_input(project):
+    cfg = cfg_of(project)
+    assert data.load_processed(cfg) is None
+    marker = project / ".mlops" / "data" / "processed.json"
+    doc = data.mark_processed(cfg, "dv-0123456789ab", "abc123", experiment="exp-01234567")
+    assert json.loads(marker.read_text()) == doc and data.load_processed(cfg) == doc
+    assert data.mark_processed(cfg, "dv-0123456789ab", None) and data.load_processed(cfg)["git_commit"] is None
+    for field, value, message in (
+        ("data_version", "dv-XYZ", r"data_version: 'dv-XYZ' is not a data version \(dv-<12 hex>\)"),
+        ("data_version", "dv-0123456789abc", "is not a data version"),
+        ("git_commit", "not a sha", r"git_commit: 'not a sha' is not a commit id"),
+        ("git_commit", "abc", "is not a commit id"),
+    ):
+        marker.write_text(json.dumps({**doc, field: value}))
+        with pytest.raises(BadInput, match=message):
+            data.load_processed(cfg)
