@@ -807,7 +807,7 @@ class LiveReporter(PlainReporter):
     """A progress bar on a terminal (rich.progress): n/N trials, elapsed, ETA, running trials, best so far.
     Event lines are printed above it with ``console.print`` (no source links)."""
 
-    def __init__(self, total: int | None = None):
+    def __init__(self, total: int | None = None, console=None):
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -818,7 +818,7 @@ class LiveReporter(PlainReporter):
             TimeRemainingColumn,
         )
 
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         super().__init__(lambda line: self.console.print(line, markup=False, highlight=False))
         self.total = total
         self.progress = Progress(

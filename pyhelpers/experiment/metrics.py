@@ -79,7 +79,7 @@ def compile_formats(formats: list[str] | None) -> list[Any]:
 
 def format_text(formats: list[str] | None) -> str:
     """The formats tried, for messages."""
-    return ", ".join(repr(f) for f in (formats or [DEFAULT_FORMAT]))
+    return ", ".join(f"'{f}'" for f in (formats or [DEFAULT_FORMAT]))
 
 
 def _lines_of(text: str) -> Iterator[str]:
