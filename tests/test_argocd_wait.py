@@ -1,5 +1,8 @@
 """`mlops deploy wait`: Argo CD Application status through the Kubernetes API (tests/fakes/k8s.py).
 
+For deploy.target kserve the Argo CD stand-in (tests/fakes/argocd.py) syncs the GitOps branch and
+assesses the InferenceService's health with Argo CD's built-in rules (tests/fakes/argocd_health.py).
+
 The real kubernetes client (watch included) follows an ``applications.argoproj.io`` object whose
 status is scripted here the way Argo CD's controller writes it: a refresh first moves
 ``sync.revision`` (OutOfSync, old health, old operation), then the sync operation runs, then health
@@ -20,6 +23,8 @@ from pyhelpers.config import load_config
 from pyhelpers.deploy.gitops import push_manifests
 from pyhelpers.deploy.render import render_application, render_manifests
 from tests.conftest import BIN, MLOPS, run_mlops
+from tests.fakes.argocd import ArgoCDStandIn
+from tests.fakes.argocd_health import KNATIVE_CONDITIONS, STANDARD_CONDITIONS, inference_service_health, isvc_condition
 from tests.fakes.k8s import KubeServer
 from tests.test_deploy_render import champion
 
@@ -274,3 +279,113 @@ def test_rollback_on_failure_reverts_the_commit_and_moves_the_alias_back(kube, p
     assert str(MlflowClient(cfg.tracking_uri).get_model_version_by_alias("taxi-fare", "champion").version) == "1"
     leaked = [p for p in Path(root).rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
     assert not leaked
+
+
+# -- deploy.target: kserve -------------------------------------------------------------------------
+def isvc(conditions=None, transition=None) -> dict:
+    obj = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "m"}}
+    if conditions is not None or transition is not None:
+        obj["status"] = {}
+        if conditions is not None:
+            obj["status"]["conditions"] = conditions
+        if transition is not None:
+            obj["status"]["modelStatus"] = {"transitionStatus": transition}
+    return obj
+
+
+@pytest.mark.parametrize("obj,health", [
+    (isvc(), "Progressing"),                                                    # no status yet
+    (isvc([isvc_condition(c) for c in KNATIVE_CONDITIONS], "UpToDate"), "Healthy"),
+    (isvc([isvc_condition(c) for c in STANDARD_CONDITIONS]), "Healthy"),       # Standard (raw) mode: 3 conditions
+    (isvc([isvc_condition("PredictorReady", "Unknown", "RevisionMissing"), isvc_condition("Ready", "Unknown")],
+          "InProgress"), "Progressing"),
+    # a False condition alone is Progressing for Argo CD; only a failed model transition is Degraded
+    (isvc([isvc_condition("PredictorReady", "False", "RevisionFailed"), isvc_condition("Ready", "False")]), "Progressing"),
+    (isvc([isvc_condition("PredictorReady", "False", "RevisionFailed"), isvc_condition("Ready", "False")],
+          "BlockedByFailedLoad"), "Degraded"),
+    (isvc([isvc_condition("Ready"), isvc_condition("Stopped", "True")]), "Suspended"),
+    (isvc([isvc_condition("Ready"), isvc_condition("Stopped", "False")]), "Healthy"),  # Stopped=False is healthy
+])
+def test_the_stand_ins_inference_service_health_is_argo_cds(obj, health):
+    assert inference_service_health(obj)["status"] == health
+
+
+def test_inference_service_health_message_names_the_unready_conditions():
+    obj = isvc([isvc_condition("IngressReady"), isvc_condition("PredictorReady", "False", "RevisionFailed", "boom"),
+                isvc_condition("Ready", "False", "RevisionFailed")], "BlockedByFailedLoad")
+    assert inference_service_health(obj)["message"] == (
+        "0: transitionStatus | BlockedByFailedLoad | 2: PredictorReady | False | RevisionFailed | boom"
+        " | 3: Ready | False | RevisionFailed")
+
+
+@pytest.fixture
+def kserve_project(tmp_path):
+    """A kserve project whose GitOps repository (local bare) holds version 1 of its InferenceService."""
+    from pyhelpers.deploy import publish
+
+    root = tmp_path / "ksproj"
+    root.mkdir()
+    (root / "mlops.yaml").write_text("project: taxi-fare\ndeploy:\n  target: kserve\n  deployment_mode: Standard\n")
+    cfg = load_config(root / "mlops.yaml", environ={})
+    pushed = publish.push(cfg, render_manifests(cfg, champion(root, version="1", model_uri="models:/taxi-fare/1")),
+                          "Deploy taxi-fare version 1")
+    return {"root": root, "cfg": cfg, "new": pushed["commit"], "bare": root / ".mlops" / "gitops.git"}
+
+
+def _validator():
+    from tests import crds
+
+    return crds.validate if crds.CRDS_DIR.is_dir() else None
+
+
+def test_kserve_deployed_reports_the_inference_services_url(kube, kserve_project):
+    cfg = kserve_project["cfg"]
+    kube.put(render_application(cfg), "applications")
+    with ArgoCDStandIn(kube, kserve_project["bare"], APP, NS, validate=_validator()) as argocd:
+        r = run(kube, kserve_project, "--json")
+        assert r.code == 0, r
+    doc = r.json()
+    assert doc["deployed"] and doc["revision"] == kserve_project["new"]
+    assert argocd.history[-1]["resources"] == ["InferenceService/taxi-fare"]
+    served = kube.get("serving.kserve.io/v1beta1", "inferenceservices", "models", "taxi-fare")
+    assert served["spec"]["predictor"]["model"]["modelFormat"] == {"name": "mlflow"}  # what was pushed got applied
+    assert doc["inference_service"] == doc["inference_service"] | {
+        "name": "taxi-fare", "namespace": "models", "found": True, "ready": True,
+        "url": "http://taxi-fare.models.example.com", "model_version": "1", "problems": []}
+    human = run(kube, kserve_project)
+    assert "InferenceService models/taxi-fare: http://taxi-fare.models.example.com" in human.out, human
+
+
+def test_kserve_failed_model_load_is_degraded_with_kserves_reason_and_rolls_back(kube, kserve_project):
+    from pyhelpers.deploy import publish
+
+    cfg, root = kserve_project["cfg"], kserve_project["root"]
+    kube.put(render_application(cfg), "applications")
+    second = publish.push(cfg, render_manifests(cfg, champion(root, name="broken-model", version="2")),
+                          "Deploy broken-model version 2")["commit"]
+    with ArgoCDStandIn(kube, kserve_project["bare"], APP, NS, fail_models=("broken-model",)):
+        r = run(kube, {"root": root}, "--json", "--rollback-on-failure")
+    assert r.code == 1, r
+    doc = r.json()
+    assert doc["revision"] == second and doc["outcome"] == "failed" and doc["health"]["status"] == "Degraded"
+    # Argo CD's message lists the conditions; what KServe says about the model comes from the InferenceService
+    assert "0: transitionStatus | BlockedByFailedLoad" in doc["reason"]
+    assert "InferenceService models/taxi-fare: " in doc["reason"]
+    assert "model ModelLoadFailed: no MLmodel found at the storage URI" in doc["reason"]
+    assert doc["inference_service"]["ready"] is False and doc["inference_service"]["url"] is None
+    rb = doc["rollback"]
+    assert rb["gitops"]["changed"] and rb["gitops"]["reverted"] == second
+    show = subprocess.run(["git", "show", f"main:{cfg.gitops_path}"], cwd=kserve_project["bare"], capture_output=True,
+                          text=True, check=True).stdout
+    assert "mlops.io/model-version: '1'" in show  # the InferenceService of version 1 is back
+
+
+def test_kserve_unreadable_inference_service_leaves_argo_cds_verdict(kube, kserve_project):
+    cfg = kserve_project["cfg"]
+    kube.put(render_application(cfg), "applications")
+    kube.fail("GET", r"/inferenceservices$", code=403, times=10)
+    with ArgoCDStandIn(kube, kserve_project["bare"], APP, NS):
+        r = run(kube, kserve_project, "--json")
+    assert r.code == 0, r
+    isvc_doc = r.json()["inference_service"]
+    assert isvc_doc["found"] is None and "403" in isvc_doc["error"] and "k8s/rbac.yaml" in isvc_doc["error"]

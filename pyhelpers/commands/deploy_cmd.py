@@ -127,8 +127,12 @@ def wait(revision, timeout_minutes, rollback_on_failure) -> Result:
     minutes = timeout_minutes or cfg.argocd.timeout_minutes
     data = argocd.wait(cfg, revision, minutes * 60)
     if data["deployed"]:
-        return Result(data, f"deployed: Argo CD application {data['application']} is Synced and Healthy "
-                            f"at {data['revision'][:12]} ({data['waited_seconds']}s)")
+        human = (f"deployed: Argo CD application {data['application']} is Synced and Healthy "
+                 f"at {data['revision'][:12]} ({data['waited_seconds']}s)")
+        isvc = data.get("inference_service") or {}
+        if isvc.get("url"):
+            human += f"\nInferenceService {isvc['namespace']}/{isvc['name']}: {isvc['url']}"
+        return Result(data, human)
     lines = [f"not deployed: Argo CD application {data['application']} at {data['revision'][:12]}: {data['reason']}"]
     if rollback_on_failure:
         log(f"rolling back GitOps commit {data['revision'][:12]} and the champion alias")

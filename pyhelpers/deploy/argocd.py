@@ -14,6 +14,12 @@ all of these hold at once:
 
 Degraded health at the commit, or a Failed/Error operation for the commit, ends the wait with the
 reason Argo CD gives; so does the timeout. Waiting on health alone races the reconcile.
+
+With ``deploy.target: kserve`` the InferenceService's health is Argo CD's built-in check (no Lua
+of ours), and the wait then reads the InferenceService itself once: its ``Ready`` condition and
+``status.url`` go into the result, and when the deployment failed or timed out, its unready
+conditions and ``modelStatus.lastFailureInfo`` (which Argo CD's health message leaves out) go into
+the reason.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pyhelpers import k8s
 from pyhelpers.errors import BadInput, OperationFailed
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
+KSERVE_GROUP, KSERVE_VERSION, KSERVE_PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 SHA = re.compile(r"[0-9a-fA-F]{7,40}")
 
 
@@ -187,7 +194,7 @@ def wait(cfg, revision: str | None, timeout_seconds: float) -> dict[str, Any]:
         app, outcome = exc.last, "timeout"
         reason = f"not deployed after {timeout_seconds:g}s: {describe(state(exc.last), target)}"
     s = state(app)
-    return {
+    result = {
         "application": name, "namespace": ns, "revision": target, "revision_source": source,
         "deployed": outcome == "deployed", "outcome": outcome, "reason": reason,
         "sync": {"status": s["sync_status"], "revision": s["sync_revision"]},
@@ -196,6 +203,41 @@ def wait(cfg, revision: str | None, timeout_seconds: float) -> dict[str, Any]:
         "health": {"status": s["health"], "message": s["health_message"]},
         "waited_seconds": round(time.monotonic() - started, 1),
     }
+    if cfg.deploy.target == "kserve":
+        isvc = result["inference_service"] = inference_service(cfg, custom)
+        if outcome != "deployed" and isvc.get("problems"):
+            result["reason"] = f"{reason}; InferenceService {isvc['namespace']}/{isvc['name']}: " \
+                               + "; ".join(isvc["problems"])
+    return result
+
+
+def inference_service(cfg, custom) -> dict[str, Any]:
+    """What the deployed InferenceService reports of itself (a failure to read it is reported, not raised:
+    Argo CD's verdict stands)."""
+    ns, name = cfg.deploy.namespace, cfg.project
+    out: dict[str, Any] = {"name": name, "namespace": ns}
+    try:
+        obj = k8s.get_current(custom, KSERVE_GROUP, KSERVE_VERSION, ns, KSERVE_PLURAL, name,
+                              f"read InferenceService {ns}/{name}")
+    except OperationFailed as exc:
+        return {**out, "found": None, "error": str(exc)}
+    if obj is None:
+        return {**out, "found": False, "problems": ["not found in the cluster"]}
+    status = obj.get("status") or {}
+    conditions = status.get("conditions") or []
+    model = status.get("modelStatus") or {}
+    failure = model.get("lastFailureInfo") or {}
+    problems = [
+        f"{c.get('type')} {c.get('status')}" + "".join(f": {c[k]}" for k in ("reason", "message") if c.get(k))
+        for c in conditions if c.get("status") != "True" and c.get("type") != "Stopped"
+    ]
+    if failure:
+        problems.append("model " + ": ".join(str(failure[k]) for k in ("reason", "message") if failure.get(k)))
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return {**out, "found": True,
+            "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),
+            "url": status.get("url"), "model_version": annotations.get("mlops.io/model-version"),
+            "transition_status": model.get("transitionStatus"), "problems": problems}
 
 
 def rollback(cfg, revision: str, reason: str) -> dict[str, Any]:
