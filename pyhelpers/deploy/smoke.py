@@ -1,4 +1,4 @@
-"""Smoke test of a served model over the V2 inference protocol (MLServer locally, Seldon in a cluster).
+"""Smoke test of a served model over the V2 inference protocol (MLServer locally, Seldon or KServe in a cluster).
 
 The request is built from the model's input example (pandas "split" orient: columns + data):
 one V2 input per column. The test checks the HTTP status, the model name, that every output has
