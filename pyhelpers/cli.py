@@ -18,6 +18,7 @@ from pyhelpers.errors import BadInput, MlopsError
 
 # group name -> (module, one-line help). Order here is the order in --help.
 GROUPS: dict[str, tuple[str, str]] = {
+    "init": ("pyhelpers.commands.init_cmd", "Create mlops.yaml and a Katib Experiment for a training script."),
     "config": ("pyhelpers.commands.config_cmd", "Validate and show the project's mlops.yaml."),
     "data": ("pyhelpers.commands.data_cmd", "DVC-tracked data: status, diff, version, push, pull."),
     "experiment": ("pyhelpers.commands.experiment_cmd", "Katib Experiments: validate, run locally, submit to Katib, report."),
@@ -28,6 +29,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "lineage": ("pyhelpers.commands.lineage_cmd", "Trace a deployed model back to its data version."),
     "jenkins": ("pyhelpers.commands.jenkins_cmd", "Seed Jenkins jobs (python-jenkins)."),
     "line": ("pyhelpers.commands.line_cmd", "Run an automation line end to end."),
+    "ui": ("pyhelpers.commands.ui_cmd", "Open the MLflow UI on this project's store (127.0.0.1, free port)."),
 }
 
 
@@ -38,6 +40,8 @@ class ParamsGroup(click.Group):
     """
 
     def resolve_command(self, ctx, args):
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            ctx.fail(f"no such command {args[0]!r}{did_you_mean(args[0], self.list_commands(ctx))}")
         name, cmd, rest = super().resolve_command(ctx, args)
         if isinstance(cmd, click.Group) and not isinstance(cmd, ParamsGroup):
             cmd.__class__ = ParamsGroup  # every group passes the parameter file down to its leaf
@@ -53,6 +57,15 @@ class ParamsGroup(click.Group):
                 )
             ctx.default_map = {name: params}
         return name, cmd, rest
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """'; did you mean X?' for a mistyped command ('experiments', 'stats'), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=2, cutoff=0.6)
+    close += [c for c in choices if c not in close and (c.startswith(word) or word.startswith(c))][:1]
+    return f"; did you mean {' or '.join(repr(c) for c in close[:2])}?" if close else ""
 
 
 class LazyGroup(ParamsGroup):
@@ -133,6 +146,10 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # bare `mlops` or `mlops data`: the help people asked for, not an error
+        print(exc.ctx.get_help())
+        code = 0
     except click.ClickException as exc:
         # one line, as every other error (click's own show() prints usage + hint + error on 4 lines)
         print(f"mlops: error: {_usage_message(exc)}", file=sys.stderr)

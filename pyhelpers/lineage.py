@@ -38,7 +38,8 @@ def read_deployed(cfg) -> dict:
         folder = Path(repo[len("file://"):] if repo.startswith("file://") else repo)
         folder = folder if folder.is_absolute() else cfg.root / folder
         if not folder.exists():
-            raise OperationFailed(f"nothing deployed: GitOps repository {folder} does not exist (run `mlops deploy push`)")
+            raise OperationFailed(f"nothing deployed yet: GitOps repository {folder} does not exist; "
+                                  "run `mlops line deploy` (train, register, push)")
         return _read_at(folder, f"refs/heads/{branch}", where)
     with tempfile.TemporaryDirectory(prefix="mlops-lineage-") as tmp:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}

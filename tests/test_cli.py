@@ -82,3 +82,74 @@ def test_shell_metacharacters_in_values_are_data(mlops, project, tmp_path):
     r = mlops("experiment", "run", "--local", "--dry-run", "--name", payload, "katib/experiment.yaml", cwd=project)
     assert not (project / "pwned").exists() and not (project / "pwned2").exists()
     assert r.code == 0  # a dry run only shows the name; nothing was executed
+
+
+# -- a newcomer's first hour: each mistake gets a message that names the next step ------------------
+def test_bare_command_and_bare_group_print_help_with_exit_0(mlops, tmp_path):
+    r = mlops(cwd=tmp_path)
+    assert r.code == 0 and r.out.startswith("Usage: mlops") and "line" in r.out and not r.err, r
+    r = mlops("data", cwd=tmp_path)
+    assert r.code == 0 and r.out.startswith("Usage: mlops data") and "status" in r.out, r
+
+
+def test_mistyped_commands_get_a_did_you_mean_at_every_level(mlops, tmp_path):
+    for args, suggestion in ((["experiments"], "'experiment'"), (["data", "stats"], "'status'"),
+                             (["experiment", "rn"], "'run'"), (["deploy", "serv"], "'serve'")):
+        r = mlops(*args, cwd=tmp_path)
+        assert r.code == 2 and f"did you mean {suggestion}" in r.err and r.err.count("\n") == 1, (args, r)
+
+
+def test_commands_work_from_a_subfolder_of_the_project(mlops, project):
+    deeper = project / "katib" / "sub"
+    deeper.mkdir()
+    r = mlops("data", "status", "--json", cwd=deeper)
+    assert r.code == 0, r
+    assert r.json()["changed"] is True
+    r = mlops("data", "push", "--json", cwd=deeper)
+    assert r.code == 0 and r.json()["changed"] is True, r
+
+
+def test_missing_git_and_dvc_name_both_init_commands(mlops, tmp_path):
+    (tmp_path / "mlops.yaml").write_text("project: p\ndata:\n  paths: [data/trips]\n")
+    r = mlops("data", "status", cwd=tmp_path)
+    assert r.code == 2 and "run `git init && dvc init`" in r.err and "dvc add data/trips" in r.err, r
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    r = mlops("data", "status", cwd=tmp_path)
+    assert r.code == 2 and "run `dvc init`" in r.err and "git init" not in r.err, r
+    subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
+    r = mlops("data", "status", cwd=tmp_path)
+    assert r.code == 2 and "run `dvc add data/trips && git add data/trips.dvc && git commit`" in r.err, r
+
+
+def test_deploy_before_any_experiment_and_lineage_before_any_deploy_name_the_line(mlops, project):
+    r = mlops("line", "deploy", cwd=project)
+    assert r.code == 2 and "run `mlops line data` first" in r.err, r
+    r = mlops("lineage", cwd=project)
+    assert r.code == 1 and "run `mlops line deploy`" in r.err, r
+
+
+def test_init_writes_config_and_an_experiment_both_engines_accept(mlops, tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "taxi-fare" / "train.py"
+    (tmp_path / "My Project").mkdir()
+    root = tmp_path / "My Project"
+    r = mlops("init", cwd=root)
+    assert r.code == 2 and "mlops init path/to/train.py" in r.err, r
+    (root / "src").mkdir()
+    (root / "src" / "fit.py").write_text(example.read_text())
+    r = mlops("init", "src/fit.py", "--json", cwd=root)
+    assert r.code == 0, r
+    doc = r.json()
+    assert doc["project"] == "my-project" and doc["objective"] == {"metric": "validation-rmse", "type": "minimize"}
+    assert doc["parameters"] == ["learning-rate", "n-estimators", "max-depth", "subsample", "loss"]
+    assert doc["next"][0] == "git init && dvc init"
+    for engine in ("local", "katib"):
+        v = mlops("experiment", "validate", "--engine", engine, "katib/experiment.yaml", cwd=root)
+        assert v.code == 0, (engine, v)
+    assert mlops("config", "validate", cwd=root).code == 0
+    dry = mlops("experiment", "run", "--local", "--dry-run", "--json", "katib/experiment.yaml", cwd=root)
+    assert dry.code == 0 and dry.json()["firstTrialCommand"][1] == str(root / "src" / "fit.py"), dry
+    r = mlops("init", "src/fit.py", cwd=root)
+    assert r.code == 2 and "already exists" in r.err and "--force" in r.err, r
+    (root / "src" / "bare.py").write_text("print('hello')\n")
+    r = mlops("init", "src/bare.py", "--force", cwd=root)
+    assert r.code == 2 and "src/bare.py" in r.err and "add_argument" in r.err, r

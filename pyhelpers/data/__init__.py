@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -40,7 +41,8 @@ def read_outs(cfg, rev: str | None = None) -> list[dict[str, Any]]:
                 raise BadInput("is a directory, expected a .dvc file", source=dvc_file)
             if not path.is_file():
                 raise BadInput(f"data.paths[{i}]: {dvc_file[:-4]} is not tracked by DVC (no {dvc_file}); "
-                               f"run `dvc add {dvc_file[:-4]}`", source=cfg.source)
+                               f"run `dvc add {dvc_file[:-4]} && git add {dvc_file} && git commit`",
+                               source=cfg.source)
             try:
                 text = path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
@@ -109,9 +111,16 @@ def data_version(cfg, rev: str | None = "HEAD") -> str:
 
 
 # -- processed marker: which data version the line last handled ----------------------------
+def processed_path(cfg) -> Path:
+    """One marker per profile: a local run does not make the cluster line say "nothing to do"."""
+    profile = getattr(cfg, "profile", "local") or "local"
+    name = PROCESSED_FILE[1] if profile == "local" else f"processed-{profile}.json"
+    return cfg.state_path(PROCESSED_FILE[0], name)
+
+
 def load_processed(cfg) -> dict | None:
     """The processed-data marker, or None before the first run; a damaged one is exit 2 naming the field."""
-    path = cfg.state_path(*PROCESSED_FILE)
+    path = processed_path(cfg)
     try:
         doc = read_state_json(path, "processed-data marker")
     except FileNotFoundError:
@@ -129,11 +138,23 @@ def load_processed(cfg) -> dict | None:
 
 def mark_processed(cfg, version: str, commit: str | None, **extra: Any) -> dict:
     doc = {"data_version": version, "git_commit": commit, "time": now(), **extra}
-    atomic_write_json(cfg.state_path(*PROCESSED_FILE), doc)
+    atomic_write_json(processed_path(cfg), doc)
     return doc
 
 
 # -- DVC-backed operations ------------------------------------------------------------------
+@contextlib.contextmanager
+def at_root(cfg):
+    """DVC resolves targets against the working folder: run it from the project root, so every
+    command works from any folder inside the project."""
+    before = os.getcwd()
+    os.chdir(cfg.root)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def open_repo(cfg):
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
@@ -141,7 +162,14 @@ def open_repo(cfg):
     try:
         return Repo(str(cfg.root))
     except NotDvcRepoError:
-        raise BadInput(f"{cfg.root} is not a DVC repository (run `dvc init`)") from None
+        raise _not_dvc_repo(cfg) from None
+
+
+def _not_dvc_repo(cfg) -> BadInput:
+    # DVC needs git underneath: name both steps when both are missing
+    first = "git init && dvc init" if not scm.is_repo(cfg.root) else "dvc init"
+    return BadInput(f"{cfg.root} is not a DVC repository: run `{first}` there, then track the data "
+                    f"with `dvc add {' '.join(p.rstrip('/') for p in cfg.data.paths)}`")
 
 
 # Remote options that hold secrets: DVC would accept them in its config, mlops never writes them
@@ -195,12 +223,15 @@ def status(cfg, base: str | None = None) -> dict[str, Any]:
     """
     head = scm.head(cfg.root)
     committed = data_version(cfg, "HEAD") if head else None
+    if not (cfg.root / ".dvc").is_dir():
+        raise _not_dvc_repo(cfg)
+    workspace = version_of(read_outs(cfg, None))  # before DVC: an untracked path is named with `dvc add`
     repo = open_repo(cfg)
     try:
-        raw = repo.status(targets=dvc_files(cfg))
+        with at_root(cfg):
+            raw = repo.status(targets=dvc_files(cfg))
     finally:
         repo.close()
-    workspace = version_of(read_outs(cfg, None))
     changes = []
     for dvc_file, entries in raw.items():
         for entry in entries:
@@ -269,7 +300,8 @@ def diff(cfg, a_rev: str | None, b_rev: str | None = "HEAD") -> dict[str, Any]:
                                  "size": _cache_size(repo, e["md5"])})
         else:
             try:
-                raw = repo.diff(a_rev, b_rev, targets=[p.rstrip("/") for p in cfg.data.paths])
+                with at_root(cfg):
+                    raw = repo.diff(a_rev, b_rev, targets=[p.rstrip("/") for p in cfg.data.paths])
             except Exception as exc:  # DVC raises various SCM errors for unknown revisions
                 raise BadInput(f"cannot diff data between {a_rev!r} and {b_rev or 'workspace'!r}: {exc}") from None
             for change in ("added", "deleted", "modified", "renamed"):
@@ -307,7 +339,8 @@ def _transfer(cfg, verb: str) -> tuple[str, Any]:
         try:
             if verb == "pull":
                 ensure_available(cfg, repo, remote)
-            return remote, operation(targets=dvc_files(cfg), remote=remote)
+            with at_root(cfg):
+                return remote, operation(targets=dvc_files(cfg), remote=remote)
         except DvcException as exc:
             where = "to" if verb == "push" else "from"
             raise OperationFailed(f"dvc {verb} {where} remote {remote!r} failed: {_one_line(exc)}") from None

@@ -51,7 +51,7 @@ def load_status(cfg, name: str) -> dict:
     if not (path.suffix == ".json" and path.is_file()):
         path = experiment_dir(cfg.state, name) / STATUS_FILE
     if not path.is_file():
-        raise BadInput(f"no results for experiment {name!r} (looked for {path}); run `mlops experiment run --local` first")
+        raise BadInput(f"no results for experiment {name!r} (looked for {path}); run `mlops line data` first")
     try:
         doc = read_json(path)
     except ValueError as exc:

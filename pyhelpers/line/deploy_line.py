@@ -97,8 +97,7 @@ def _serve_and_smoke(cfg, champion: dict, port: int | None = None,
 
 def mlflow_ui_command(cfg) -> str:
     """The command that opens the MLflow UI on this project's store (local profile)."""
-    return (f"mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri {cfg.tracking_uri}"
-            if cfg.tracking_uri.startswith("sqlite:") else f"open {cfg.tracking_uri}")
+    return "mlops ui" if cfg.tracking_uri.startswith("sqlite:") else f"open {cfg.tracking_uri}"
 
 
 def human_summary(cfg, result: dict) -> str:
