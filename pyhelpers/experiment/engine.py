@@ -138,6 +138,7 @@ class LocalEngine:
         self.guardian: supervise.Guardian | None = None
         self._last_snapshot = 0.0
         self._written = False  # the status document on disk is still the previous one
+        self._dirty = False  # a snapshot was held back by the rate limit
         self._stop = False
         self._next_index = 1
 
@@ -180,7 +181,11 @@ class LocalEngine:
                     raise Interrupted()
                 if not running:
                     break
-                item = self.finished.get()
+                try:  # a snapshot held back by the rate limit is written once things go quiet
+                    item = self.finished.get(timeout=SNAPSHOT_SECONDS) if self._dirty else self.finished.get()
+                except queue.Empty:
+                    self._update_status(durable=False, force=True)
+                    continue
                 if item is None:
                     raise Interrupted()
                 trial = running.pop(item.name)
@@ -641,8 +646,10 @@ class LocalEngine:
     def _update_status(self, durable: bool, force: bool = False) -> None:
         # Rewriting the whole document after every trial is quadratic in the trial count.
         if not (durable or force) and time.monotonic() - self._last_snapshot < SNAPSHOT_SECONDS:
+            self._dirty = True
             return
         self._last_snapshot = time.monotonic()
+        self._dirty = False
         status = self.doc["status"]
         c = self._counts()
         by = lambda cond: [t.name for t in self.trials if t.condition == cond]  # noqa: E731
