@@ -1,9 +1,12 @@
-"""Load and validate a Katib v1beta1 Experiment for the local engine.
+"""Load and validate a Katib v1beta1 Experiment for the local engine or for Katib.
 
-Everything the local engine cannot honour is rejected with a message that says so; nothing
-is silently ignored. With ``engine="katib"`` (a spec submitted to a cluster) only what Katib itself
-would refuse is an error: its own features (hyperband, early stopping, other collectors, …) pass. Errors name the file, line and field (``exp.yaml:31: spec.parameters[2]
-.feasibleSpace.min: ...``) and exit with code 2. No heavy import happens here.
+Katib's own rules (``katib_rules``: its admission webhook and the suggestion service that runs the
+algorithm under a katib-config, docs/katib.md) apply to both engines, so a spec means the same on
+both. Every field name is checked against the SDK's field table (Katib's deserializer silently
+drops typos). The local engine also refuses, in one line, what it cannot honour (NAS, hyperband,
+early stopping, other collectors, ...); nothing is silently ignored. Errors name the file, line
+and field (``exp.yaml:31: spec.parameters[2].feasibleSpace.min: ...``) and exit with code 2. No
+heavy import happens here.
 """
 
 from __future__ import annotations
