@@ -160,3 +160,10 @@ def test_params_file_and_detached_head(branch_project, tmp_path):
     r = run_mlops("--params-file", str(params), "pr", "open", "--json", cwd=branch_project,
                   env={"GITHUB_TOKEN": "", "BRANCH_NAME": ""})
     assert r.code == 0 and r.json()["title"] == "New taxi data", r
+
+
+def test_head_equal_to_base_is_refused_with_the_next_step(project):
+    """`pr open` on main used to write a main -> main pull request."""
+    r = run_mlops("pr", "open", cwd=project, env={"GITHUB_TOKEN": "", "BRANCH_NAME": ""})
+    assert r.code == 2 and "head and base are both 'main'" in r.err and "git switch -c" in r.err, r
+    assert not (project / ".mlops" / "pull-requests").exists()

@@ -144,6 +144,11 @@ def open_pr(cfg, branch: str | None, base: str | None, since: str | None, experi
         raise BadInput(f"{cfg.root} has no commit yet: commit the .dvc files first")
     branch = current_branch(cfg, branch)
     base = base or cfg.github.base
+    if branch == base:
+        # GitHub refuses it too (422 "No commits between"); a data PR needs its own branch
+        raise BadInput(f"pull request head and base are both {branch!r}: a data update is proposed from its own "
+                       f"branch; run `git switch -c data/<name>` and commit the .dvc files there, or pass "
+                       f"--branch/--base (github.base)")
     change = data.diff(cfg, diff_base(cfg, base, since), "HEAD")
     version = change["to_version"]
     experiment = experiment or default_experiment(cfg, version)
