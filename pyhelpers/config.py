@@ -342,6 +342,36 @@ def redact_url(url: str) -> str:
     return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
 
 
+NOT_SECRET = ("KUBECONFIG",)  # a path to credentials, not a credential itself
+MIN_SECRET_LENGTH = 8  # shorter values ("x", "test") would blank out ordinary words
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    """The credential values of this environment, longest first; a webhook URL also by its path
+    (the path is the credential: it leaks just as well without the host)."""
+    from urllib.parse import urlsplit
+
+    env = os.environ if environ is None else environ
+    values = set()
+    for name in (*CREDENTIALS, *AWS_CREDENTIAL_VARS, "MLOPS_GIT_TOKEN"):
+        value = env.get(name) or ""
+        if name not in NOT_SECRET and len(value) >= MIN_SECRET_LENGTH:
+            values.add(value)
+            if "://" in value:
+                path = urlsplit(value).path.strip("/")
+                if len(path) >= MIN_SECRET_LENGTH:
+                    values.add(path)
+    return sorted(values, key=len, reverse=True)
+
+
+def redact_secrets(text: str, environ: dict[str, str] | None = None) -> str:
+    """``text`` with every credential value of the environment replaced by ***."""
+    for value in secret_values(environ):
+        if value in text:
+            text = text.replace(value, "***")
+    return text
+
+
 def credentials_status(environ: dict[str, str] | None = None) -> dict[str, str]:
     env = os.environ if environ is None else environ
     return {name: ("set" if env.get(name) else "not set") for name in CREDENTIALS}

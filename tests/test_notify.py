@@ -110,3 +110,19 @@ def test_failure_notice_keeps_payloads_as_text(mlops, finished):
         body = slack.requests[0]["body"]
         assert payload in json.dumps(body["blocks"]) and "https://ci/job/7/" in json.dumps(body["blocks"])
     assert not (finished / "pwned").exists() and not (finished / "pwned2").exists()
+
+
+@pytest.mark.parametrize("status,body", [(404, "Cannot POST {path}"), (403, "invalid_token"), (500, "{path} failed")])
+def test_webhook_errors_never_quote_the_url(status, body):
+    """The webhook URL is the credential: an error page that quotes the request path (web frameworks'
+    default 404 page does) must not bring it into the error message, which is printed and logged.
+    Checked on the message itself, without the output redaction of the CLI layer behind it."""
+    secret = "/services/T000/B000/s3cr3tw3bh00k"
+    with SlackServer() as slack:
+        slack.responses = [(status, {}, body.replace("{path}", secret))] * 5
+        with pytest.raises(notify.OperationFailed) as failure:
+            notify._post_webhook(f"{slack.url}{secret}", {"text": "t", "blocks": []})
+    message = str(failure.value)
+    assert "s3cr3tw3bh00k" not in message and f"HTTP {status}" in message
+    if body == "invalid_token":
+        assert "invalid_token" in message  # Slack's own short answers are kept: they say what is wrong

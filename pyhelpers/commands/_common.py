@@ -129,6 +129,7 @@ def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
         @functools.wraps(fn)
         def wrapper(as_json: bool, **params: Any):
             _terminate_as_interrupt()
+            _redact_output()
             try:
                 result = fn(**params)
             except OSError as exc:
@@ -145,6 +146,40 @@ def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
         return group.command(name, cls=LeafCommand, **kwargs)(wrapper)
 
     return decorator
+
+
+class RedactingStream:
+    """stdout/stderr with every credential value of the environment replaced by ***.
+
+    The last line of defence: error messages of libraries (a webhook client naming its URL, a
+    server echoing the request path, a storage client quoting a key) are printed through here."""
+
+    def __init__(self, stream, secrets: list[str]):
+        self._stream = stream
+        self._secrets = secrets
+
+    def write(self, text):
+        if isinstance(text, str):
+            for value in self._secrets:
+                if value in text:
+                    text = text.replace(value, "***")
+        self._stream.write(text)
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _redact_output() -> None:
+    from pyhelpers.config import secret_values
+
+    secrets = secret_values()
+    if not secrets:
+        return
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if not isinstance(stream, RedactingStream):
+            setattr(sys, name, RedactingStream(stream, secrets))
 
 
 def _terminate_as_interrupt() -> None:

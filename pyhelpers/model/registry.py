@@ -38,9 +38,12 @@ def champion_version(client, name: str):
     try:
         return client.get_model_version_by_alias(name, t.CHAMPION)
     except MlflowException as exc:
-        if _not_found(exc) or "alias" in str(exc).lower():
+        # "no such model" or "no such alias"; a failing server (5xx, whose message may quote the
+        # alias URL) is a failure, never "no champion"
+        missing_alias = getattr(exc, "error_code", "") == "INVALID_PARAMETER_VALUE" and "alias" in str(exc).lower()
+        if _not_found(exc) or missing_alias:
             return None
-        raise
+        raise t.mlflow_failure("reading the champion alias failed", exc) from None
 
 
 def get_champion(cfg) -> dict | None:

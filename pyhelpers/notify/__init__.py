@@ -8,6 +8,7 @@ else ``SLACK_WEBHOOK_URL`` -> incoming webhook, else (local profile) only the no
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from typing import Any
 
@@ -156,9 +157,12 @@ def send(cfg, message: dict, kind: str, channel: str | None = None) -> dict[str,
             _post_webhook(webhook, message)
     except OperationFailed as exc:
         # the message is still recorded locally ("always recorded"), with why it was not delivered
+        from pyhelpers.config import redact_secrets
+
+        error = redact_secrets(str(exc))  # a file others read: never a credential, whatever the error says
         append_jsonl(cfg.notifications_log, {"time": now(), "kind": kind, "channel": channel, "via": via,
-                                             "error": str(exc), "message": message})
-        raise
+                                             "error": error, "message": message})
+        raise OperationFailed(error) from None
     record = {"time": now(), "kind": kind, "channel": channel, "via": via, **detail, "message": message}
     append_jsonl(cfg.notifications_log, record)
     return {"via": via, "channel": channel, "log": str(cfg.notifications_log), **detail}
@@ -201,4 +205,8 @@ def _post_webhook(url: str, message: dict) -> None:
     except Exception as exc:  # noqa: BLE001 - the URL is a secret: never echo it
         raise OperationFailed(f"Slack webhook failed: {type(exc).__name__}") from None
     if resp.status_code != 200:
-        raise OperationFailed(f"Slack webhook failed: HTTP {resp.status_code} {resp.body[:80]!r}")
+        # Slack answers with a short code (invalid_token, no_service, channel_is_archived); a proxy's error
+        # page may quote the request path, which is the webhook's secret: only a code-like answer is shown.
+        body = (resp.body or "").strip()
+        code = body if re.fullmatch(r"[a-z_]{1,40}", body) else "(answer not shown)"
+        raise OperationFailed(f"Slack webhook failed: HTTP {resp.status_code} {code}")

@@ -157,3 +157,94 @@ def test_no_secret_leaks_and_no_injection_through_both_lines(tmp_path):
     # no payload ever ran, anywhere
     assert not [p for p in tmp_path.rglob("pwned*")], "a shell payload was executed"
     assert PAYLOADS[0] in json.dumps(received)  # and the payloads did travel, as text
+
+
+# -- failure paths: every integration unreachable, refusing the credential (401/403) and failing (5xx) ------
+def _failing_server(status: int, body: str) -> tuple[object, str]:
+    """Any request gets ``status`` with ``body``; ``{path}`` in the body is replaced by the request path,
+    as web frameworks' default error pages do (Express: "Cannot POST /hooks/…")."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            data = body.replace("{path}", self.path).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+def test_no_secret_leaks_on_failure_paths(tmp_path, project):
+    """Slack (bot token and webhook), GitHub, the GitOps remote over HTTPS, MLflow and S3, each
+    unreachable, refusing the credential and failing with 5xx, with a canary in every credential:
+    the canary never appears on stdout/stderr or in any file written, and each failure is one line."""
+    from tests.fakes.git_http import GitHttpServer
+    from tests.reliability.test_faults import champion_file
+
+    base_config = (project / "mlops.yaml").read_text()
+    champion = str(champion_file(project, "1"))
+    dead = "http://127.0.0.1:9"  # nothing listens on the discard port
+    hook_path = f"/services/T000/B000/{MARK}"
+    outputs: list[tuple[str, str]] = []
+    env = {**SECRETS, "SLACK_WEBHOOK_URL": f"{dead}{hook_path}", "MLOPS_SLACK_CHANNEL": "#ml"}
+
+    def failing(case: str, *args: str, code: int = 1, **extra: str) -> None:
+        r = run_mlops(*args, cwd=project, env={**env, **extra}, timeout=180)
+        outputs.append((case, r.out + r.err))
+        assert r.code == code, (case, r)
+        assert "Traceback" not in r.err and r.err.strip(), (case, r)
+
+    with SlackServer(token="xoxb-the-right-one") as slack, GitHubServer(token="ghp-the-right-one") as gh, \
+            GitHttpServer(tmp_path / "git", token="the-right-one") as githttp:
+        errors = {status: _failing_server(status, "<html>Cannot POST {path}</html>") for status in (403, 404, 500)}
+        try:
+            # Slack incoming webhook: the URL is the credential
+            no_bot = {"SLACK_BOT_TOKEN": ""}
+            failing("webhook unreachable", "notify", "failure", "--message", "m", **no_bot)
+            for status, (_, url) in errors.items():
+                failing(f"webhook {status}", "notify", "failure", "--message", "m", **no_bot,
+                        SLACK_WEBHOOK_URL=f"{url}{hook_path}")
+            # Slack chat.postMessage: a refused token, 5xx, unreachable
+            failing("bot invalid_auth", "notify", "failure", "--message", "m", SLACK_API_URL=slack.url + "/api/")
+            slack.responses = [(500, {}, "oops")] * 10
+            failing("bot 500", "notify", "failure", "--message", "m", SLACK_API_URL=slack.url + "/api/")
+            failing("bot unreachable", "notify", "failure", "--message", "m", SLACK_API_URL=dead + "/api/")
+            # GitHub pull requests
+            gh_config = base_config.replace("  repo: example-org/taxi-fare\n",
+                                            "  repo: example-org/taxi-fare\n  api_url: {}\n", 1)
+            assert gh_config != base_config
+            for case, api in (("github 401", gh.url), ("github 500", errors[500][1]), ("github unreachable", dead)):
+                (project / "mlops.yaml").write_text(gh_config.replace("{}", api))
+                failing(case, "pr", "open", "--branch", "data/update")
+            (project / "mlops.yaml").write_text(base_config)
+            # the GitOps remote over HTTPS(-like): a refused token, 5xx, unreachable
+            githttp.create("gitops.git")
+            for case, repo in (("gitops 401", githttp.repo_url("gitops.git")), ("gitops 500", errors[500][1] + "/g.git"),
+                               ("gitops unreachable", dead + "/g.git")):
+                failing(case, "deploy", "push", "--champion", champion, MLOPS_GITOPS_REPO=repo)
+            # MLflow tracking server: unreachable and failing
+            for case, uri in (("mlflow unreachable", dead), ("mlflow 500", errors[500][1]), ("mlflow 403", errors[403][1])):
+                failing(case, "model", "champion", MLFLOW_TRACKING_URI=uri)
+        finally:
+            for httpd, _ in errors.values():
+                httpd.shutdown()
+                httpd.server_close()
+        assert len(slack.requests) >= 2 and gh.requests  # the calls did happen
+
+    printed = [case for case, text in outputs if MARK in text]
+    assert printed == [], f"a secret was printed by: {printed}"
+    assert leaks_in_files(project) == []
+    notes = (project / ".mlops" / "notifications.jsonl").read_text().splitlines()
+    assert len(notes) == 7 and all(json.loads(n)["error"] for n in notes)  # recorded, with why, without secrets
