@@ -181,6 +181,9 @@ CASES = [
      r"maxFailedTrialCount: 7: Katib refuses it: should be less than or equal to spec.maxTrialCount"),
     ("parallelTrialCount <= maxTrialCount", "equal", put("spec.parallelTrialCount", 6), None),
     ("parallelTrialCount <= maxTrialCount", "above", put("spec.parallelTrialCount", 7), r"less than or equal"),
+    ("parallelTrialCount <= maxTrialCount", "default 3 above 2", both(drop("spec.parallelTrialCount"),
+                                                                     put("spec.maxTrialCount", 2)),
+     r"3 \(Katib's default parallelTrialCount\): Katib refuses it"),
     # webhook: objective
     ("objective.type", "minimise", put("spec.objective.type", "minimise"), r"must be minimize or maximize"),
     ("objective.objectiveMetricName", "missing", drop("spec.objective.objectiveMetricName"), r"must be specified"),

@@ -63,7 +63,8 @@ def check_name(meta: dict, fail: Fail) -> str:
 
 
 def check_counts(spec: dict, fail: Fail) -> None:
-    maxt, maxf, par = spec.get("maxTrialCount"), spec.get("maxFailedTrialCount"), spec.get("parallelTrialCount")
+    maxt, maxf = spec.get("maxTrialCount"), spec.get("maxFailedTrialCount")
+    par = spec.get("parallelTrialCount", DEFAULT_PARALLEL)  # the mutating webhook defaults it first
     if maxf is not None and maxf < 0:
         raise fail(("spec", "maxFailedTrialCount"), f"{maxf}: Katib refuses it: should not be less than 0")
     if maxt is not None and maxt <= 0:
@@ -74,8 +75,10 @@ def check_counts(spec: dict, fail: Fail) -> None:
         raise fail(("spec", "maxFailedTrialCount"), f"{maxf}: Katib refuses it: should be less than or equal "
                    f"to spec.maxTrialCount ({maxt})")
     if par is not None and maxt is not None and par > maxt:
-        raise fail(("spec", "parallelTrialCount"), f"{par}: Katib refuses it: should be less than or equal "
-                   f"to spec.maxTrialCount ({maxt})")
+        given = "parallelTrialCount" in spec
+        what = str(par) if given else f"{par} (Katib's default parallelTrialCount)"
+        raise fail(("spec", "parallelTrialCount") if given else ("spec", "maxTrialCount"),
+                   f"{what}: Katib refuses it: should be less than or equal to spec.maxTrialCount ({maxt})")
 
 
 def check_resume_policy(spec: dict, fail: Fail) -> str:
