@@ -501,7 +501,7 @@ class LocalEngine:
         # A grid that continues gets its remaining points queued: GridSampler numbers grid points by
         # trial number, which replayed trials would make repeat points.
         sampler = (optuna.samplers.RandomSampler() if grid is not None and kept
-                   else make_sampler(self.spec.algorithm, self.spec.settings, grid))
+                   else make_sampler(self.spec.algorithm, self.spec.settings, grid, parallel=self.spec.parallel))
         study = optuna.create_study(direction=self.spec.objective_type, sampler=sampler)
         try:
             for trial in kept:
