@@ -61,7 +61,9 @@ def run(trials: int = 20, sleep: float = 0.25, repeats: int = 3) -> list[dict]:
         cmds = {"shell loop": (loop, {"shell": True})}
         for parallel in (1, 2):
             spec = _spec(folder, parallel, trials, sleep)
-            cmds[f"engine p{parallel}"] = ([mlops, "experiment", "run", "--local", str(spec)], {"cwd": folder})
+            # a finished Experiment is final (resumePolicy Never): each repeat starts from an empty state
+            cmds[f"engine p{parallel}"] = (f"rm -rf .mlops/experiments/bench && {mlops} experiment run --local {spec}",
+                                           {"cwd": folder, "shell": True})
         times = interleaved(cmds, repeats)
         base = times["shell loop"]
         rows = [row(f"shell loop, {trials} trials of sleep {sleep}s", base, "s")]
@@ -83,8 +85,8 @@ def scale(counts=(10, 100, 500), repeats: int = 1) -> list[dict]:
     try:
         for n in counts:
             spec = _spec(folder, 1, n, 0)
-            times = interleaved({"engine": ([str(BIN / "mlops"), "experiment", "run", "--local", str(spec)],
-                                            {"cwd": folder})}, repeats)
+            times = interleaved({"engine": (f"rm -rf .mlops/experiments/bench && {BIN / 'mlops'} experiment run "
+                                            f"--local {spec}", {"cwd": folder, "shell": True})}, repeats)
             loop = interleaved({"loop": (f"for i in $(seq {n}); do sh -c 'echo loss=0.$i'; done", {"shell": True})},
                                repeats)
             rows.append(row(f"engine {n} trivial trials: overhead per trial", (times["engine"] - loop["loop"]) / n * 1000,
@@ -94,9 +96,6 @@ def scale(counts=(10, 100, 500), repeats: int = 1) -> list[dict]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    for r in run():
-        print(r)
 
 
 def sample_project(repeats: int = 1) -> list[dict]:
@@ -117,6 +116,7 @@ def sample_project(repeats: int = 1) -> list[dict]:
                        capture_output=True, env=env_with_venv())
         engine, by_hand = [], []
         for _ in range(repeats):
+            shutil.rmtree(project / ".mlops" / "experiments" / "taxi-fare-tuning", ignore_errors=True)
             start = time.perf_counter()
             subprocess.run([str(BIN / "mlops"), "experiment", "run", "--local"], cwd=project, check=True,
                            capture_output=True, env=env_with_venv())
@@ -134,3 +134,73 @@ def sample_project(repeats: int = 1) -> list[dict]:
                 row("sample project: mlops experiment run --local (2 at a time) / by hand", e, "s", e / h)]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def metrics(repeats: int = 3) -> list[dict]:
+    """Katib's default metricsFormat on one long line without spaces that names the metric (a base64
+    blob after "loss"): RE2 (what the engine uses, as Katib's Go collector) against Python's
+    backtracking ``re``, which is quadratic here. ``re`` runs on 5 kB and 10 kB only (4x the time for 2x the line): 400 kB would
+    take about half an hour."""
+    import re
+
+    from pyhelpers.experiment.metrics import DEFAULT_FORMAT, compile_formats, parse_text
+
+    formats = compile_formats(None)
+    rows = []
+    for size in (40_000, 400_000, 4_000_000):
+        line = "loss" + "A" * size + "\nloss=0.5\n"
+        best = min(_timed(lambda text=line: parse_text(text, ["loss"], formats)) for _ in range(repeats))
+        rows.append(row(f"RE2: default format on a {size // 1000} kB line", best * 1000, "ms", None,
+                        "< 1000 ms" if size == 400_000 else None, best < 1.0 if size == 400_000 else None))
+    backtracking = re.compile(DEFAULT_FORMAT)
+    for size in (5_000, 10_000):
+        line = "loss" + "A" * size
+        elapsed = _timed(lambda text=line: list(backtracking.finditer(text)))
+        rows.append(row(f"Python re (not used): the same format on a {size // 1000} kB line", elapsed * 1000, "ms"))
+    return rows
+
+
+def _timed(fn) -> float:
+    import time
+
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def sigterm(repeats: int = 3) -> list[dict]:
+    """SIGTERM to `mlops experiment run --local` while two trials run: seconds until it has stopped them,
+    written its status and exited (target: within seconds)."""
+    import signal
+    import subprocess
+    import time
+
+    from common import env_with_venv
+
+    folder = Path(tempfile.mkdtemp(prefix="mlops-bench-sigterm-"))
+    try:
+        spec = _spec(folder, 2, 4, 60)
+        samples = []
+        for _ in range(repeats):
+            shutil.rmtree(folder / ".mlops", ignore_errors=True)
+            proc = subprocess.Popen([str(BIN / "mlops"), "experiment", "run", "--local", str(spec)], cwd=folder,
+                                    env=env_with_venv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            status = folder / ".mlops" / "experiments" / "bench" / "experiment.json"
+            deadline = time.monotonic() + 60
+            while not status.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # both trials are running
+            start = time.perf_counter()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            samples.append(time.perf_counter() - start)
+        worst = max(samples)
+        return [row("SIGTERM during a run -> trials stopped, status written, exit (worst of "
+                    f"{repeats})", worst, "s", None, "<= 5 s", worst <= 5)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    for r in [*run(), *metrics(), *sigterm()]:
+        print(r)

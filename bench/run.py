@@ -44,6 +44,8 @@ SUITES = {
     "engine": lambda quick: bench_engine.run(repeats=1 if quick else 3),
     "engine-scale": lambda quick: bench_engine.scale((10, 100) if quick else (10, 100, 500)),
     "engine-sample": lambda quick: bench_engine.sample_project(1 if quick else 2),
+    "engine-metrics": lambda quick: bench_engine.metrics(2 if quick else 5),
+    "engine-sigterm": lambda quick: bench_engine.sigterm(2 if quick else 3),
     "data": lambda quick: bench_data.run(*((2000, 40, 3) if quick else (10_000, 200, 5))),
     "lines": lambda quick: bench_lines.run(),
     "lineage-scale": lambda quick: bench_lineage.run((1, 50) if quick else (1, 50, 500)),

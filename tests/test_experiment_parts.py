@@ -108,3 +108,110 @@ def test_bayesianoptimization_is_the_gp_sampler_or_a_clear_error():
         assert isinstance(algorithms.make_sampler("bayesianoptimization", {}), optuna.samplers.GPSampler)
     assert algorithms.local_problem("bayesianoptimization", {"acq_func": "EI"}) is None
     assert "not supported by the local engine" in algorithms.local_problem("bayesianoptimization", {"acq_func": "LCB"})[1]
+
+
+# -- Experiment names (Katib's webhook: at most 40 characters, ^[a-z]([-a-z0-9]*[a-z0-9])?$) -------------
+@pytest.mark.parametrize("base, version, expected", [
+    ("taxi-fare-tuning", "dv-0123456789ab", "taxi-fare-tuning-01234567"),
+    ("a" * 60, "dv-0123456789ab", "a" * 31 + "-01234567"),
+    ("x" * 30 + "-" + "y" * 10, "dv-89abcdef0123", "x" * 30 + "-89abcdef"),  # no "--": the cut '-' goes
+    ("9-Taxi_Fare!!", "dv-ffffffffffff", "taxi-fare-ffffffff"),  # lowercased, starts with a letter
+    ("---", "dv-0123456789ab", "experiment-01234567"),
+    ("model", "DV-ABCDEF123456", "model-abcdef12"),
+])
+def test_experiment_name_is_a_katib_name(base, version, expected):
+    from pyhelpers.experiment.naming import experiment_name
+
+    assert experiment_name(base, version) == expected
+
+
+@pytest.mark.parametrize("base", ["taxi-fare-tuning", "t" * 200, "Ünïcode name", "-lead", "trail-", "x", "a--b", "0"])
+@pytest.mark.parametrize("version", ["dv-0123456789ab", "dv-", "weird/version name"])
+def test_experiment_name_properties(base, version):
+    import re
+
+    from pyhelpers.experiment.naming import experiment_name
+
+    name = experiment_name(base, version)
+    assert len(name) <= 40 and re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name), name
+    assert experiment_name(base, version) == name  # a rerun for the same data finds the same name
+    assert experiment_name(base, "dv-ffffffff0000") != experiment_name(base, "dv-0000000000ff")  # data decides
+
+
+@pytest.mark.parametrize("name, ok", [("exp", True), ("a" * 40, True), ("a" * 41, False), ("1exp", False),
+                                      ("exp-", False), ("Exp", False), ("../mlflow", False), ("a/b", False)])
+def test_katib_name_rule(name, ok):
+    from pyhelpers.experiment.naming import katib_name_problem
+
+    assert (katib_name_problem(name) is None) == ok
+
+
+def test_experiment_dir_stays_in_the_state_folder(tmp_path):
+    from pyhelpers.experiment.naming import experiment_dir
+
+    assert experiment_dir(tmp_path, "exp") == tmp_path / "experiments" / "exp"
+    for bad in ("..", "../mlflow", "a/../../b", "", "UPPER"):
+        with pytest.raises(BadInput):
+            experiment_dir(tmp_path, bad)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "link").symlink_to(tmp_path.parent)  # a symlink out of the state folder
+    with pytest.raises(BadInput, match="outside"):
+        experiment_dir(tmp_path, "link")
+
+
+# -- RE2 metrics ---------------------------------------------------------------------------------------------
+def test_metrics_formats_run_on_re2_and_refuse_what_re2_refuses():
+    import re2
+
+    (pattern,) = metrics.compile_formats(None)
+    assert isinstance(pattern, re2._Regexp)
+    with pytest.raises(BadInput, match=r"metricsFormat\[0\].*RE2"):
+        metrics.compile_formats([r"(?=x)(\w+)=(\d+)"])  # lookahead: Python's re accepts it, Go's RE2 does not
+    with pytest.raises(BadInput, match="two capture groups"):
+        metrics.compile_formats([r"(\w+)=\d+"])
+
+
+def test_metric_lines_as_katib_reads_them():
+    formats = metrics.compile_formats(None)
+    # only lines naming a metric are matched; names are trimmed and compared whole
+    found = metrics.parse_text("loss=1\nlosses=2\nval-loss = 3\nloss=nan\nloss=4e-1\n", ["loss", "val-loss"], formats)
+    assert found["loss"].values == [1.0, 0.4] and found["val-loss"].values == [3.0]
+    long_line = "loss" + "A" * 400_000 + " loss=0.5"
+    assert metrics.parse_text(long_line, ["loss"], formats)["loss"].values == [0.5]
+
+
+def test_metric_strategies():
+    log = metrics.MetricLog("loss", [3.0, 1.0, 2.0])
+    assert (log.value("min"), log.value("max"), log.value("latest")) == (1.0, 3.0, 2.0)
+    with pytest.raises(ValueError):
+        log.value("median")
+
+
+def test_nearest_line_names_what_almost_matched():
+    lines = ["epoch 1", "validation rmse: 1.5", "done"]
+    assert metrics.nearest_line(lines, "validation-rmse") == "validation rmse: 1.5"
+    assert metrics.nearest_line(["val-loss 2"], "val-loss") == "val-loss 2"
+    assert metrics.nearest_line(["nothing here", "at all"], "loss") is None
+
+
+# -- paths a trial command names that will not exist here ---------------------------------------------------
+def test_missing_paths(tmp_path):
+    app = tmp_path / "app"
+    (app / "data").mkdir(parents=True)
+    (app / "train.py").write_text("")
+    container = {"name": "main", "command": ["python", "/app/train.py", "--data=/app/data", "--out=/tmp/model.json",
+                                             "--cfg=/etc/nonexistent-dir/x.yaml"],
+                 "args": ["sh -c 'cat /app/data/x.csv'"]}
+    spec = {"trialTemplate": {"primaryContainerName": "main", "trialSpec": {
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [container]}}}}}}
+    assert template.missing_paths(spec, {}) == ["/app/train.py", "/app/data", "/etc/nonexistent-dir/x.yaml",
+                                                 "/app/data/x.csv"]
+    assert template.missing_paths(spec, {"/app": app}) == ["/etc/nonexistent-dir/x.yaml"]
+
+
+def test_collector_path_is_mapped_into_the_trial_folder(tmp_path):
+    paths = template.trial_path_map({"/app": Path("/local/app")}, "/app/metrics.log", tmp_path / "pod")
+    assert template.map_path("--metrics=/app/metrics.log", paths) == f"--metrics={tmp_path}/pod/app/metrics.log"
+    assert template.map_path("/app/train.py", paths) == "/local/app/train.py"  # the code still comes from /app
+    assert template.map_path("sh -c 'python /app/train.py > /app/metrics.log'", paths) == \
+        f"sh -c 'python /local/app/train.py > {tmp_path}/pod/app/metrics.log'"

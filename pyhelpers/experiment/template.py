@@ -104,8 +104,9 @@ def map_path(arg: str, image_paths: dict[str, Path]) -> str:
         return arg
     prefixes = {k.rstrip("/") or "/": v for k, v in image_paths.items()}
     alternatives = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
-    pattern = re.compile(r"(^|[=\s])(" + alternatives + r")(?=/|$|\s)")
-    return pattern.sub(lambda m: m.group(1) + str(prefixes[m.group(2)]), arg)
+    # a whole path component: not inside a longer path or name (``/application``, ``./app``)
+    pattern = re.compile(r"(?<![\w./-])(" + alternatives + r")(?![\w.-])")
+    return pattern.sub(lambda m: str(prefixes[m.group(1)]), arg)
 
 
 def trial_command(
