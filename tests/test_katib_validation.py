@@ -630,3 +630,17 @@ def test_grid_combinations_count_as_katib_does():
 def test_metrics_format_is_checked_as_go_regexp(fmt, problem):
     found = katib_rules.re2_problem(fmt)
     assert (found is None) if problem is None else (problem in found), found
+
+
+def test_katib_config_files_that_are_not_katib_configs_are_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="ConfigMap has no data.katib-config.yaml"):
+        katib_config.from_document({"kind": "ConfigMap", "data": {"suggestion": "{}"}}, "cm.yaml")
+    with pytest.raises(BadInput, match="expected a KatibConfig"):
+        katib_config.from_document({"kind": "Experiment"}, "exp.yaml")
+    cm = {"kind": "ConfigMap", "data": {"katib-config.yaml": TPE_ON_OPTUNA}}
+    assert katib_config.from_document(cm, "cm.yaml").service("tpe") == "optuna"
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(spec_of()))
+    r = run_mlops("experiment", "validate", "--engine", "katib", "--katib-config", "missing.yaml", "exp.yaml", cwd=tmp_path)
+    assert r.code == 2 and "--katib-config missing.yaml" in r.err and len(r.err.strip().splitlines()) == 1, r
+    r = run_mlops("experiment", "validate", "--katib-config", "missing.yaml", "exp.yaml", cwd=tmp_path)
+    assert r.code == 2 and "--katib-config applies to --engine katib" in r.err, r
