@@ -62,6 +62,7 @@ def snapshot(name: str, target: dict, run: dict) -> Path:
         "pytest_add_cli_args": ["-p", PLUGIN, *run.get("pytest_args", [])],
         "pytest_add_cli_args_test_selection": target["tests"],
         "use_git_change_detection": False,  # the snapshot is no git repository
+        "do_not_mutate_patterns": target.get("skip_lines", []),  # regexes of lines left alone
     }
     lines = (REPO / "pyproject.toml").read_text().rstrip() + "\n\n[tool.mutmut]\n"
     lines += "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
@@ -95,15 +96,35 @@ def statuses(ws: Path, target: dict) -> dict[str, str]:
             if any(fnmatch.fnmatchcase(key, p) for p in patterns)}
 
 
-def change_of(ws: Path, mutant: str) -> tuple[str, str]:
-    """(function, the mutated line) of a mutant, read from mutmut's own diff."""
-    proc = subprocess.run([str(BIN / "mutmut"), "show", mutant], cwd=ws, capture_output=True, text=True)
-    added = [line[1:].strip() for line in proc.stdout.splitlines()
-             if line.startswith("+") and not line.startswith("+++")]
-    removed = [line[1:].strip() for line in proc.stdout.splitlines()
-               if line.startswith("-") and not line.startswith("---")]
+# Run inside a target's folder: prints {mutant: diff} for the names on stdin (one process for all).
+DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+out = {}
+for name in json.load(sys.stdin):
+    try:
+        out[name] = get_diff_for_mutant(name)
+    except Exception as exc:  # noqa: BLE001
+        out[name] = f"(no diff: {exc})"
+print(json.dumps(out))
+"""
+
+
+def diffs_of(ws: Path, mutants: list[str]) -> dict[str, str]:
+    if not mutants:
+        return {}
+    proc = subprocess.run([sys.executable, "-c", DIFFS], cwd=ws, input=json.dumps(mutants), capture_output=True,
+                          text=True)
+    return json.loads(proc.stdout) if proc.returncode == 0 else {m: f"(no diff: {proc.stderr[-200:]})" for m in mutants}
+
+
+def change_of(mutant: str, diff: str) -> tuple[str, str]:
+    """(function, the mutated line) of a mutant, from mutmut's own diff."""
+    lines = diff.splitlines()
+    added = [line[1:].strip() for line in lines if line.startswith("+") and not line.startswith("+++")]
+    removed = [line[1:].strip() for line in lines if line.startswith("-") and not line.startswith("---")]
     function = mutant.rpartition(".")[2].partition("__mutmut_")[0].removeprefix("x_").replace("ǁ", ".").strip(".")
-    change = f"{' / '.join(removed)}  ->  {' / '.join(added)}" if removed or added else "(no diff)"
+    change = f"{' / '.join(removed)}  ->  {' / '.join(added)}" if removed or added else diff or "(no diff)"
     return function, change
 
 
@@ -118,10 +139,11 @@ def report(name: str, target: dict, equivalents: list[dict], seconds: float | No
     ws = OUT / name
     found = statuses(ws, target)
     survivors, equivalent, untested = [], [], []
+    diffs = diffs_of(ws, sorted(m for m, status in found.items() if status not in KILLED))
     for mutant, status in sorted(found.items()):
         if status in KILLED:
             continue
-        function, change = change_of(ws, mutant)
+        function, change = change_of(mutant, diffs.get(mutant, ""))
         reason = equivalent_reason(equivalents, name, function, change) if status in SURVIVED else None
         entry = {"mutant": mutant, "status": status, "function": function, "change": change}
         if reason:

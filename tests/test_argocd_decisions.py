@@ -60,6 +60,12 @@ def test_a_sync_of_our_commit_still_in_progress_is_waiting(phase):
     assert outcome(app(phase=phase)) == "waiting"
 
 
+def test_degraded_health_while_our_sync_still_runs_is_not_yet_a_failure():
+    # during a rollout the old pods may look Degraded; only health after the sync decides
+    for phase in ("Running", "Terminating"):
+        assert outcome(app(phase=phase, health="Degraded", health_message="rolling out")) == "waiting"
+
+
 def test_health_from_before_the_sync_finished_does_not_count():
     early = app(finished="2024-05-01T10:00:05Z", reconciled="2024-05-01T10:00:04Z")
     assert argocd.verdict(early, OURS) == (
@@ -121,11 +127,12 @@ def test_degraded_health_after_our_sync_ends_the_wait_with_the_unhealthy_resourc
         {"kind": "SeldonDeployment", "namespace": "models", "name": "taxi-fare",
          "health": {"status": "Degraded", "message": "0/1 replicas available"}},
         {"kind": "Deployment", "name": "cluster-thing", "health": {"status": "Degraded"}},
+        {"kind": "Pod", "namespace": "models", "name": "p", "health": {"status": "Degraded", "message": "OOM in X"}},
         {"kind": "Service", "namespace": "models", "name": "ok", "health": {"status": "Healthy", "message": "fine"}},
     ]
     verdict = argocd.verdict(app(health="Degraded", health_message="not ready", resources=resources), OURS)
     assert verdict == ("failed", "health Degraded: not ready; SeldonDeployment models/taxi-fare: 0/1 replicas "
-                                 "available; Deployment cluster-thing")
+                                 "available; Deployment cluster-thing; Pod models/p: OOM in X")
     bare = argocd.verdict(app(health="Degraded"), OURS)
     assert bare == ("failed", "health Degraded: no message")
 
@@ -183,6 +190,13 @@ def test_state_of_an_application_without_status_is_all_unknown():
     assert argocd.verdict({"kind": "Application"}, OURS)[0] == "waiting"
 
 
+def test_operation_revision_is_the_resolved_commit_not_the_requested_branch():
+    application = app(phase="Succeeded")
+    application["status"]["operationState"]["operation"]["sync"]["revision"] = "main"  # as requested
+    assert argocd.state(application)["operation_revision"] == OURS                     # as synced
+    assert outcome(application) == "deployed"
+
+
 def test_operation_revision_falls_back_to_the_requested_sync_revision():
     application = app(phase="Running", op_revision=OLD)
     del application["status"]["operationState"]["syncResult"]
@@ -229,11 +243,13 @@ def gitops(tmp_path):
     return load_config(tmp_path / "mlops.yaml", environ={}), shas
 
 
-def test_contains_follows_the_branch_history(gitops, monkeypatch):
+def test_contains_follows_the_branch_history(gitops, monkeypatch, capfd):
     from pyhelpers.deploy import gitops as gitops_mod
 
     cfg, sha = gitops
     assert argocd.Contains(cfg, sha["first"])(sha["second"]) is True      # a later push contains ours
+    assert capfd.readouterr().err == (f"Argo CD is at {sha['second'][:12]}, a later commit of main that contains "
+                                      f"{sha['first'][:12]}\n")
     assert argocd.Contains(cfg, sha["second"])(sha["first"]) is False     # an older one does not
     assert argocd.Contains(cfg, sha["first"])(sha["unrelated"]) is False
     ours = argocd.Contains(cfg, sha["first"][:10])
@@ -245,5 +261,6 @@ def test_contains_follows_the_branch_history(gitops, monkeypatch):
     later = argocd.Contains(cfg, sha["first"])
     assert later(sha["second"]) and later(sha["second"]) and calls == [(cfg, sha["first"], sha["second"])]
     assert later("main") is False and len(calls) == 1  # not a SHA: no git call, not ours
+    assert later(sha["first"]) is True and len(calls) == 1  # the target itself: no git call
     application = app(revision=sha["second"], op_revision=sha["second"])
     assert argocd.verdict(application, sha["first"], later)[0] == "deployed"

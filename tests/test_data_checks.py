@@ -193,3 +193,100 @@ def test_processed_marker_is_read_as_an_input(project):
         marker.write_text(json.dumps({**doc, field: value}))
         with pytest.raises(BadInput, match=message):
             data.load_processed(cfg)
+
+
+# -- the whole line on committed data (a tiny Experiment instead of the example's training) ---------
+MINI = """\
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: mini
+spec:
+  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: grid}
+  parallelTrialCount: 1
+  parameters:
+    - {name: x, parameterType: categorical, feasibleSpace: {list: ["0.5", "0.25"]}}
+  trialTemplate:
+    primaryContainerName: main
+    trialParameters: [{name: x, reference: x}]
+    trialSpec:
+      apiVersion: batch/v1
+      kind: Job
+      spec:
+        template:
+          spec:
+            containers:
+              - name: main
+                image: example/trial:1
+                command: ["python", "mini.py", "${trialParameters.x}"]
+            restartPolicy: Never
+"""
+
+
+def with_mini_experiment(project, behaviour: str = "print('loss=' + sys.argv[1])"):
+    (project / "katib" / "mini.py").write_text(f"import sys\n{behaviour}\n")  # trials run in the spec's folder
+    (project / "katib" / "experiment.yaml").write_text(MINI)
+    return cfg_of(project)
+
+
+def test_the_line_runs_the_experiment_on_committed_data_and_records_it(project):
+    cfg = with_mini_experiment(project)
+    version, commit = data.data_version(cfg), git(project, "rev-parse", "HEAD").strip()
+    result, code = run_line(cfg)
+    assert (code, result["status"], result["engine"], result["phase"]) == (0, "completed", "local", "Succeeded")
+    assert (result["data_version"], result["git_commit"], result["processed_version"]) == (version, commit, None)
+    assert result["experiment"] == f"mini-{version[3:11]}"
+    assert result["best_trial"]["parameters"] == {"x": "0.25"}
+    summary = result["diff"]["summary"]
+    assert summary["added"] >= 1 and (summary["modified"], summary["deleted"]) == (0, 0)
+    assert all(f["path"].startswith("data/trips") and f["change"] == "added" for f in result["diff"]["files"])
+    assert result["pushed_files"] > 0 and any((project / ".mlops" / "dvc-remote").rglob("*"))
+    assert result["notification"]["via"] == "log" and "mini-" in result["notification"]["text"]
+    status_file = project / ".mlops" / "experiments" / result["experiment"] / "experiment.json"
+    assert result["status_file"] == str(status_file) and status_file.is_file()
+    marker = data.load_processed(cfg)
+    assert (marker["data_version"], marker["git_commit"], marker["experiment"]) == \
+        (version, commit, result["experiment"])
+
+    again, code = run_line(cfg)
+    assert (code, again["status"]) == (0, "unchanged")
+    from pyhelpers.line.data_line import run_data_line
+
+    forced, code = run_data_line(cfg, force=True)
+    assert (code, forced["status"], forced["processed_version"]) == (0, "completed", version)
+    assert forced["pushed_files"] == 0 and forced["diff"]["summary"]["added"] == 0  # since the processed commit
+
+
+def test_a_failed_experiment_is_not_recorded_as_processed(project):
+    cfg = with_mini_experiment(project, "sys.exit(3)")
+    result, code = run_line(cfg)
+    assert (code, result["status"], result["best_trial"]) == (1, "failed", None)
+    assert data.load_processed(cfg) is None
+
+
+def test_an_undelivered_notice_does_not_undo_the_experiment(project, monkeypatch):
+    from tests.fakes.slack import SlackServer
+
+    cfg = with_mini_experiment(project)
+    with SlackServer() as slack:
+        slack.responses = [(404, {}, "no_service")]
+        monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url + "/services/T0/B0/LINE-CANARY")
+        result, code = run_line(cfg)
+    assert (code, result["status"]) == (0, "completed")
+    assert result["notification"]["error"].startswith("Slack webhook failed: HTTP 404")
+    assert "LINE-CANARY" not in json.dumps(result)
+    assert data.load_processed(cfg)["data_version"] == result["data_version"]
+
+
+def test_workspace_without_the_data_pulls_it_from_the_remote(project):
+    cfg = with_mini_experiment(project)
+    data.push(cfg)
+    import shutil
+
+    shutil.rmtree(project / "data" / "trips")
+    assert {c["change"] for c in data.status(cfg)["uncommitted_changes"]} <= {"deleted", "not in cache"}
+    result, code = run_line(cfg)
+    assert (code, result["status"]) == (0, "completed")
+    assert any((project / "data" / "trips").iterdir())

@@ -92,8 +92,10 @@ def test_experiment_folders_stay_in_the_state_folder(tmp_path):
     assert naming.experiment_dir(state, "0abc") == state / "experiments" / "0abc"   # an existing DNS-1123 folder
     assert naming.experiment_dir(state, "a" * 63) == state / "experiments" / ("a" * 63)
     for bad in ("../mlflow", "..", "a/b", "", "A", "a" * 64, "-a", None):
-        with pytest.raises(BadInput, match="is not a DNS-1123 name"):
+        with pytest.raises(BadInput) as caught:
             naming.experiment_dir(state, bad)
+        assert str(caught.value) == (f"experiment name {bad!r} is not a DNS-1123 name (lowercase letters, digits, "
+                                     "'-'), so it cannot name a folder under the state folder")
 
 
 def test_a_symlinked_experiment_folder_pointing_out_is_refused(tmp_path):
