@@ -35,11 +35,13 @@ def test_message_carries_best_trial_metrics_and_all_parameters(finished):
     msg = notify.experiment_message(doc, link="https://jenkins.example/job/1/")
     text = json.dumps(msg)
     best = doc["status"]["currentOptimalTrial"]
-    assert msg["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "Experiment good succeeded"}}
+    assert msg["blocks"][0]["type"] == "header" and msg["blocks"][0]["text"]["type"] == "plain_text"
+    assert msg["blocks"][0]["text"]["text"] == "Experiment good succeeded"
     for a in best["parameterAssignments"]:
         assert f"*{a['name']}*\\n`{a['value']}`" in text
     assert best["bestTrialName"] in text and "ExperimentMaxTrialsReached" in text
-    assert best["observation"]["metrics"][0]["latest"] in msg["text"]
+    latest = best["observation"]["metrics"][0]["latest"]
+    assert latest in text and f"{float(latest):.6g}" in msg["text"]  # people read 6 significant digits
     assert msg["blocks"][-1]["type"] == "context" and "jenkins.example" in text
     for block in msg["blocks"]:
         assert len(block.get("fields", [])) <= 10
@@ -47,13 +49,14 @@ def test_message_carries_best_trial_metrics_and_all_parameters(finished):
 
 def test_failed_experiment_message(finished):
     msg = notify.experiment_message(load(finished, "bad"))
-    assert "Experiment bad failed" in msg["text"] and "no trial succeeded" in msg["text"]
+    assert "Experiment bad failed" in msg["text"] and "No trial reported the objective" in msg["text"]
     assert ":x:" in json.dumps(msg)
 
 
 def test_local_profile_logs_the_notification(mlops, finished):
     r = mlops("notify", "experiment", "--name", "good", cwd=finished)
-    assert r.code == 0 and "sent via log" in r.out and "== Experiment good succeeded ==" in r.out, r
+    assert r.code == 0 and "NOT sent to Slack" in r.out and "== Experiment good succeeded ==" in r.out, r
+    assert "SLACK_BOT_TOKEN" in r.out and "SLACK_WEBHOOK_URL" in r.out  # how to make it so
     record = json.loads((finished / ".mlops" / "notifications.jsonl").read_text().splitlines()[-1])
     assert record["via"] == "log" and record["message"]["blocks"]
 
@@ -126,3 +129,37 @@ def test_webhook_errors_never_quote_the_url(status, body):
     assert "s3cr3tw3bh00k" not in message and f"HTTP {status}" in message
     if body == "invalid_token":
         assert "invalid_token" in message  # Slack's own short answers are kept: they say what is wrong
+
+
+def test_message_speaks_its_own_sentence_not_katibs(finished):
+    doc = load(finished, "good")
+    msg = notify.experiment_message(doc)
+    katib_sentence = next(c["message"] for c in doc["status"]["conditions"] if c["type"] == "Succeeded")
+    assert katib_sentence not in json.dumps(msg)
+    assert "2 trials ran" in msg["text"] and "maxTrialCount" in msg["text"]
+    best = doc["status"]["currentOptimalTrial"]["bestTrialName"]
+    assert f"The best trial, `{best}`, reached loss = " in msg["text"]
+
+
+def test_best_trial_is_compared_with_the_champion(finished):
+    doc = load(finished, "good")
+    value = float(notify.st.best_trial(doc)["metrics"]["loss"]["latest"])
+    worse_champion = {"version": "3", "objective_metric": "loss", "objective_value": value * 2 or 1.0}
+    text = json.dumps(notify.experiment_message(doc, champion=worse_champion))
+    assert "The current champion, version 3, has loss = " in text and "% better" in text
+    better_champion = {"version": "4", "objective_metric": "loss", "objective_value": value - abs(value) - 1}
+    assert "% worse, so it would not replace the champion" in json.dumps(
+        notify.experiment_message(doc, champion=better_champion))
+    other_metric = {"version": "5", "objective_metric": "accuracy", "objective_value": 0.9}
+    assert "current champion" not in json.dumps(notify.experiment_message(doc, champion=other_metric))
+
+
+def test_block_kit_limits_apply_to_long_values(finished):
+    """Blocks come from slack_sdk.models.blocks: a text over Slack's limit is cut, never sent broken."""
+    doc = load(finished, "good")
+    doc["metadata"]["name"] = "x" * 400
+    doc["status"]["currentOptimalTrial"]["parameterAssignments"][0]["value"] = "v" * 5000
+    msg = notify.experiment_message(doc)
+    assert len(msg["blocks"][0]["text"]["text"]) == 150
+    fields = [f["text"] for b in msg["blocks"] for f in b.get("fields", [])]
+    assert fields and max(len(f) for f in fields) <= 2000 and any(f.endswith("…`") or f.endswith("…") for f in fields)

@@ -33,9 +33,9 @@ def data_line(local: bool, force: bool, image: str | None) -> Result:
         human = f"data {result['data_version']} is unchanged since the last run: nothing to do"
     else:
         doc = load_status(cfg, result["experiment"])
-        message = notify.readable(notify.experiment_message(doc, cfg.notify.link))
         note = result["notification"]
-        how = f"via {note['via']}" if "via" in note else f"NOT delivered: {note['error']}"
+        message = note.get("readable") or notify.readable(notify.experiment_message(doc, cfg.notify.link))
+        how = note.get("note") or f"NOT delivered: {note['error']}"
         human = f"{summary(doc)}\n\nnotification ({how}):\n{message}"
     return Result(result, human, code)
 

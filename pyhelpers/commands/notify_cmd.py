@@ -27,10 +27,10 @@ def experiment(name: str | None, channel: str | None, link: str | None) -> Resul
 
     cfg = config_or_default()
     doc = load_status(cfg, name or latest_experiment(cfg))
-    message = notify.experiment_message(doc, link or cfg.notify.link or os.environ.get("BUILD_URL"))
+    message = notify.experiment_message(doc, link or cfg.notify.link or os.environ.get("BUILD_URL"),
+                                        notify.current_champion(cfg))
     delivery = notify.send(cfg, message, "experiment", channel)
-    return Result({"delivery": delivery, "message": message},
-                  f"{notify.readable(message)}\n(sent via {delivery['via']})")
+    return Result({"delivery": delivery, "message": message}, f"{notify.readable(message)}\n({delivery['note']})")
 
 
 @leaf(cli, "failure")
@@ -46,7 +46,7 @@ def failure(message: str, channel: str | None, link: str | None) -> Result:
     cfg = config_or_default()
     msg = notify.failure_message(message, link or cfg.notify.link or os.environ.get("BUILD_URL"), cfg.project)
     delivery = notify.send(cfg, msg, "failure", channel)
-    return Result({"delivery": delivery, "message": msg}, f"{notify.readable(msg)}\n(sent via {delivery['via']})")
+    return Result({"delivery": delivery, "message": msg}, f"{notify.readable(msg)}\n({delivery['note']})")
 
 
 @leaf(cli, "deployment")
@@ -66,4 +66,4 @@ def deployment(channel: str | None, link: str | None) -> Result:
         raise OperationFailed(f"{cfg.registered_model} has no champion version: nothing to announce")
     msg = notify.deployment_message(champion, link=link or cfg.notify.link or os.environ.get("BUILD_URL"))
     delivery = notify.send(cfg, msg, "deployment", channel)
-    return Result({"delivery": delivery, "message": msg}, f"{notify.readable(msg)}\n(sent via {delivery['via']})")
+    return Result({"delivery": delivery, "message": msg}, f"{notify.readable(msg)}\n({delivery['note']})")

@@ -64,11 +64,14 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
     if backend.engine == "local":
         _log(f"running experiment {name} ({spec.algorithm}, up to {spec.max_trials} trials, {spec.parallel} at a time)")
     doc, code = backend.run(spec, name, version, commit)
-    message = notify.experiment_message(doc, cfg.notify.link or os.environ.get("BUILD_URL"))
+    message = notify.experiment_message(doc, cfg.notify.link or os.environ.get("BUILD_URL"),
+                                        notify.current_champion(cfg))
     try:
         delivery = notify.send(cfg, message, "experiment")
-        notification = {"via": delivery["via"], "channel": delivery["channel"], "text": message["text"]}
-        _log(f"notification sent via {delivery['via']}")
+        notification = {"via": delivery["via"], "channel": delivery["channel"], "text": message["text"],
+                        "delivered": delivery["delivered"], "note": delivery["note"],
+                        "readable": notify.readable(message)}
+        _log(f"notification {delivery['note']}")
     except MlopsError as exc:
         # the Experiment's outcome stands (and its data version is recorded): only the notice is missing
         notification = {"error": str(exc), "text": message["text"]}

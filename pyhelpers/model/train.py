@@ -2,7 +2,8 @@
 
 The trainer stays a plain script (docs/CONTRACTS.md, "Model hand-over"): it prints metrics in
 Katib's format and, when ``MLOPS_MODEL_DIR`` is set, leaves the fitted model there. This module
-supplies the MLflow context around it: one run per (data version, parameters, git commit),
+supplies the MLflow context around it: one run per (data version, parameters, trainer code,
+requirements) - not per commit, so an unrelated commit trains nothing -
 with the parameters, metrics, model (flavor, signature, input example), the trainer's log and
 the lineage tags. ``MLFLOW_TRACKING_URI``/``MLFLOW_RUN_ID``/``MLFLOW_EXPERIMENT_NAME`` are set
 for the trainer, so one that does use mlflow logs into the same run.
@@ -131,8 +132,65 @@ def checked_data_version(cfg, doc: dict) -> str | None:
     return tuned_on or here
 
 
-def train_key(data_version: str | None, params: dict[str, str], git_commit: str | None) -> str:
-    doc = {"data_version": data_version, "parameters": params, "git_commit": git_commit}
+DIRTY = "mlops.dirty"  # the model was trained from files that differ from the commit
+TRAINER_HASH = "mlops.trainer_hash"
+REQUIREMENTS_HASH = "mlops.requirements_hash"
+REQUIREMENT_FILES = ("requirements.txt",)
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def trainer_files(cfg, doc: dict, argv: list[str], cwd: Path) -> list[Path]:
+    """What determines the trainer: the project files its command names (the script) and the
+    Experiment spec it was tuned with. Files outside the project (the interpreter) do not count."""
+    root = cfg.root.resolve()
+    found = []
+    for arg in argv:
+        value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
+        if not value or len(value) > 4096:
+            continue
+        path = Path(value) if Path(value).is_absolute() else cwd / value
+        try:
+            path = path.resolve()
+            if path.is_file() and path.is_relative_to(root):
+                found.append(path)
+        except (OSError, ValueError):
+            continue
+    spec_file = ((doc.get("metadata") or {}).get("annotations") or {}).get("mlops.io/spec-file")
+    spec = Path(spec_file) if spec_file else cfg.experiment_file
+    spec = spec if spec.is_absolute() else cfg.root / spec
+    if spec.is_file():
+        found.append(spec.resolve())
+    return sorted(set(found))
+
+
+def fingerprint(cfg, doc: dict, argv: list[str], cwd: Path) -> dict:
+    """Hashes of what determines the model besides data and parameters, and whether any of those
+    files differs from git's HEAD (a dirty tree)."""
+    root = cfg.root.resolve()
+    files = trainer_files(cfg, doc, argv, cwd)
+    trainer = {p.relative_to(root).as_posix(): _file_hash(p) for p in files}
+    requirements = {name: _file_hash(cfg.root / name) for name in REQUIREMENT_FILES if (cfg.root / name).is_file()}
+    watched = [*trainer, *requirements]
+    dirty = False
+    if watched and scm.is_repo(cfg.root):
+        changed = scm.git(cfg.root, "status", "--porcelain", "--", *watched, check=False).stdout
+        dirty = bool(changed.strip())
+    return {"trainer": _digest(trainer), "requirements": _digest(requirements), "files": sorted(watched),
+            "dirty": dirty}
+
+
+def _digest(doc: dict) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def train_key(data_version: str | None, params: dict[str, str], code: dict) -> str:
+    """Same data, parameters, trainer code and dependencies: same model. Not HEAD: a README edit
+    or a port change is a new commit, not a new model."""
+    doc = {"data_version": data_version, "parameters": params, "trainer": code["trainer"],
+           "requirements": code["requirements"]}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -265,7 +323,7 @@ def train(cfg, experiment: str | None = None) -> dict:
     exp_id = t.ensure_experiment(client, cfg)
     summary = {
         "experiment": name, "best_trial": best["name"], "parameters": params,
-        "data_version": data_version, "git_commit": git_commit,
+        "data_version": data_version, "git_commit": git_commit, "train_key": key, "dirty": code["dirty"],
         "mlflow_experiment": cfg.mlflow_experiment, "mlflow_experiment_id": exp_id,
     }
 
@@ -282,6 +340,9 @@ def train(cfg, experiment: str | None = None) -> dict:
         t.OBJECTIVE_METRIC: obj["metric"],
         t.OBJECTIVE_TYPE: obj["type"],
         t.TRAIN_KEY: key,
+        TRAINER_HASH: code["trainer"],
+        REQUIREMENTS_HASH: code["requirements"],
+        DIRTY: "true" if code["dirty"] else None,
     }
     tags["mlflow.source.git.commit"] = git_commit
     tags[RUN_PID], tags[RUN_HOST] = str(os.getpid()), _host()  # lets the next run spot an abandoned one
@@ -364,7 +425,7 @@ def fail_abandoned_runs(client, exp_id: str) -> list[str]:
 
 
 def previous_run(client, exp_id: str, key: str):
-    """A finished run with the same data version, parameters and git commit, if any."""
+    """A finished run with the same training key (data, parameters, trainer code, requirements), if any."""
     runs = client.search_runs(
         [exp_id],
         filter_string=f"tags.`{t.TRAIN_KEY}` = '{key}' and attributes.status = 'FINISHED'",

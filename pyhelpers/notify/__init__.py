@@ -31,18 +31,109 @@ def _duration(doc: dict) -> str | None:
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+# Blocks are built with slack_sdk.models.blocks: its to_dict() enforces Slack's limits (header 150
+# characters, section text 3000, field 2000, 10 fields per section); texts are cut to fit first.
+FIELD_MAX = 2000
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _header(text: str) -> dict:
+    from slack_sdk.models.blocks import HeaderBlock
+
+    return HeaderBlock(text=_cut(text, HeaderBlock.text_max_length)).to_dict()
+
+
+def _section(text: str) -> dict:
+    from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
+    return SectionBlock(text=MarkdownTextObject(text=_cut(text, SectionBlock.text_max_length))).to_dict()
+
+
+def _context(text: str) -> dict:
+    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
+
+    return ContextBlock(elements=[MarkdownTextObject(text=_cut(text, 3000))]).to_dict()
+
+
+def _divider() -> dict:
+    from slack_sdk.models.blocks import DividerBlock
+
+    return DividerBlock().to_dict()
+
+
 def _fields(pairs: list[tuple[str, str]]) -> list[dict]:
     """Section blocks of mrkdwn fields, chunked to Slack's limit."""
+    from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
     blocks = []
     for i in range(0, len(pairs), MAX_FIELDS):
         chunk = pairs[i:i + MAX_FIELDS]
-        blocks.append({"type": "section",
-                       "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in chunk]})
+        blocks.append(SectionBlock(fields=[MarkdownTextObject(text=_cut(f"*{k}*\n{v}", FIELD_MAX))
+                                           for k, v in chunk]).to_dict())
     return blocks
 
 
-def experiment_message(doc: dict, link: str | None = None) -> dict[str, Any]:
-    """Block Kit message for a finished Experiment: outcome, best trial metrics and parameters."""
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _stop_reason(doc: dict, phase: str, reason: str) -> str:
+    """Why the Experiment ended, in our words (not Katib's condition message)."""
+    spec = doc.get("spec") or {}
+    s = doc.get("status") or {}
+    failed = s.get("trialsFailed", 0) + s.get("trialMetricsUnavailable", 0)
+    if reason == "ExperimentGoalReached":
+        return f"it stopped because a trial reached the goal ({(spec.get('objective') or {}).get('goal')})"
+    if reason == "ExperimentMaxTrialsReached":
+        return f"it ran all {spec.get('maxTrialCount', s.get('trials', '?'))} trials it was allowed (maxTrialCount)"
+    if phase == "Failed" and "MaxFailed" in reason:
+        return f"it stopped after {failed} failed trials (maxFailedTrialCount {spec.get('maxFailedTrialCount')})"
+    if phase == "Failed":
+        return f"it failed ({reason or 'no reason given'})"
+    if "Suggestion" in reason or "Exhausted" in reason:
+        return "the search space had no more parameters to try"
+    return f"it ended {phase.lower()}" + (f" ({reason})" if reason else "")
+
+
+def champion_comparison(champion: dict | None, objective: str, kind: str, value: float | None) -> str | None:
+    """One sentence comparing the best trial with the serving champion, when they share the metric."""
+    if not champion or value is None or champion.get("objective_metric") != objective:
+        return None
+    current = _number(champion.get("objective_value"))
+    if current is None:
+        return None
+    better = value < current if kind == "minimize" else value > current
+    change = abs(value - current) / abs(current) * 100 if current else 0.0
+    head = f"The current champion, version {champion.get('version')}, has {objective} = {current:.6g}: "
+    if value == current:
+        return head + "the best trial ties with it."
+    if better:
+        return head + f"the best trial is {change:.1f} % better; `mlops line deploy` trains it and gates it."
+    return head + f"the best trial is {change:.1f} % worse, so it would not replace the champion."
+
+
+def current_champion(cfg) -> dict | None:
+    """The champion to compare with, or None (no store yet, or the store cannot be read now)."""
+    uri = cfg.tracking_uri
+    if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
+        return None  # nothing registered yet: do not create a store just to look
+    try:
+        from pyhelpers.model.registry import get_champion
+
+        return get_champion(cfg)
+    except Exception:  # noqa: BLE001 - a comparison is a nicety: the notice goes out without it
+        return None
+
+
+def experiment_message(doc: dict, link: str | None = None, champion: dict | None = None) -> dict[str, Any]:
+    """Block Kit message for a finished Experiment: what happened in one sentence of ours, the best
+    trial against the current champion, its metrics and parameters."""
     name = doc["metadata"]["name"]
     phase = st.phase(doc)
     s = doc.get("status") or {}
@@ -52,39 +143,45 @@ def experiment_message(doc: dict, link: str | None = None) -> dict[str, Any]:
     icon = ":white_check_mark:" if ok and best else ":x:"
     title = f"Experiment {name} {phase.lower()}"
     data_version = (doc["metadata"].get("annotations") or {}).get("mlops.io/data-version")
-    summary = [
-        ("Outcome", f"{phase} ({cond.get('reason', '')})"),
-        ("Trials", f"{s.get('trialsSucceeded', 0)} succeeded, "
-                   f"{s.get('trialsFailed', 0) + s.get('trialMetricsUnavailable', 0)} failed, "
-                   f"{s.get('trialsKilled', 0)} killed"),
-    ]
+    failed = s.get("trialsFailed", 0) + s.get("trialMetricsUnavailable", 0)
+    objective = ((doc.get("spec") or {}).get("objective") or {})
+    metric, kind = objective.get("objectiveMetricName"), objective.get("type", "minimize")
+    on_data = f" on data `{data_version}`" if data_version else ""
+    took = f" in {_duration(doc)}" if _duration(doc) else ""
+    sentence = (f"{s.get('trials', 0)} trials ran{on_data}{took} ({s.get('trialsSucceeded', 0)} succeeded, "
+                f"{failed} failed); {_stop_reason(doc, phase, cond.get('reason', ''))}.")
+    obj = best["metrics"].get(metric) if best else None
+    value = _number(obj["latest"]) if obj else None
+    if best:
+        shown = f"{value:.6g}" if value is not None else "?"
+        sentence += f" The best trial, `{best['name']}`, reached {metric} = {shown}."
+    else:
+        sentence += " No trial reported the objective, so there is no best trial to deploy."
+    comparison = champion_comparison(champion, metric, kind, value) if best else None
+    summary = [("Outcome", f"{phase} ({cond.get('reason', '')})"),
+               ("Trials", f"{s.get('trialsSucceeded', 0)} succeeded, {failed} failed, {s.get('trialsKilled', 0)} killed")]
     if _duration(doc):
         summary.append(("Duration", _duration(doc)))
     if data_version:
         summary.append(("Data version", f"`{data_version}`"))
-    blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} {cond.get('message', '')}"}},
-        *_fields(summary),
-    ]
-    text = f"{title}: {cond.get('reason', '')}"
+    blocks: list[dict] = [_header(title), _section(f"{icon} {sentence}")]
+    if comparison:
+        blocks.append(_section(comparison))
+    blocks += _fields(summary)
+    text = f"{title}: {sentence}"
     if best:
-        objective = doc["spec"]["objective"]["objectiveMetricName"]
-        blocks.append({"type": "divider"})
-        blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                    "text": f"*Best trial* `{best['name']}`"}})
-        metrics = [(m["name"], f"`{m['latest']}`" + (" (objective)" if m["name"] == objective else ""))
+        blocks.append(_divider())
+        blocks.append(_section(f"*Best trial* `{best['name']}`"))
+        metrics = [(m["name"], f"`{m['latest']}`" + (" (objective)" if m["name"] == metric else ""))
                    for m in best["metrics"].values()]
         blocks += _fields(metrics)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Parameters*"}})
+        blocks.append(_section("*Parameters*"))
         blocks += _fields([(k, f"`{v}`") for k, v in best["parameters"].items()])
-        obj = best["metrics"].get(objective)
-        text += f"; best {best['name']} {objective}={obj['latest'] if obj else '?'}"
-    else:
-        text += "; no trial succeeded"
+    if comparison:
+        text += f" {comparison}"
     if link:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open the build>"}]})
-    return {"text": text, "blocks": blocks}
+        blocks.append(_context(f"<{link}|Open the build>"))
+    return {"text": _cut(text, 3000), "blocks": blocks}
 
 
 def deployment_message(champion: dict, decision: dict | None = None, link: str | None = None,
@@ -99,28 +196,24 @@ def deployment_message(champion: dict, decision: dict | None = None, link: str |
         pairs.append((champion["objective_metric"], f"`{champion.get('objective_value')}`"))
     if gitops:
         pairs.append(("Manifest", f"{', '.join(gitops.get('paths') or [])} @ `{str(gitops.get('commit'))[:12]}`"))
-    blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}]
+    blocks: list[dict] = [_header(title)]
     if decision and decision.get("reason"):
         icon = ":rocket:" if decision.get("promoted") else ":no_entry:"
         candidate = (decision.get("candidate") or {}).get("version")
         verdict = "promoted" if decision.get("promoted") else "not promoted"
-        blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                   "text": f"{icon} candidate v{candidate} {verdict}: {decision['reason']}"}})
+        blocks.append(_section(f"{icon} candidate v{candidate} {verdict}: {decision['reason']}"))
     blocks += _fields(pairs)
     if link:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open the build>"}]})
+        blocks.append(_context(f"<{link}|Open the build>"))
     return {"text": f"{title} (data {champion.get('data_version')})", "blocks": blocks}
 
 
 def failure_message(text: str, link: str | None = None, project: str = "") -> dict[str, Any]:
     """A line failed: what failed, and where to look."""
     title = f"{project + ': ' if project else ''}automation line failed"
-    blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f":x: {text[:2900]}"}},
-    ]
+    blocks: list[dict] = [_header(title), _section(f":x: {text}")]
     if link:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open the build>"}]})
+        blocks.append(_context(f"<{link}|Open the build>"))
     return {"text": f"{title}: {text[:200]}", "blocks": blocks}
 
 
@@ -165,7 +258,18 @@ def send(cfg, message: dict, kind: str, channel: str | None = None) -> dict[str,
         raise OperationFailed(error) from None
     record = {"time": now(), "kind": kind, "channel": channel, "via": via, **detail, "message": message}
     append_jsonl(cfg.notifications_log, record)
-    return {"via": via, "channel": channel, "log": str(cfg.notifications_log), **detail}
+    return {"via": via, "channel": channel, "log": str(cfg.notifications_log), **detail,
+            "delivered": via != "log", "note": delivery_note(via, channel, str(cfg.notifications_log))}
+
+
+def delivery_note(via: str, channel: str | None, log: str) -> str:
+    """Whether Slack got the message, in words, and how to make it so when it did not."""
+    if via == "chat.postMessage":
+        return f"delivered to Slack channel {channel} (SLACK_BOT_TOKEN); also recorded in {log}"
+    if via == "webhook":
+        return f"delivered to Slack through the incoming webhook (SLACK_WEBHOOK_URL); also recorded in {log}"
+    return (f"NOT sent to Slack, only recorded in {log}: Slack is not configured; set SLACK_BOT_TOKEN "
+            "(with notify.slack_channel in mlops.yaml) or SLACK_WEBHOOK_URL in the environment or Jenkins credentials")
 
 
 def _client_kwargs() -> dict:
