@@ -316,8 +316,9 @@ def train(cfg, experiment: str | None = None) -> dict:
     obj = objective(doc.get("spec") or {})
     data_version = checked_data_version(cfg, doc)
     git_commit = scm.head(cfg.root)
-    key = train_key(data_version, params, git_commit)
     argv, cwd, extra_env = training_command(cfg, doc, best["name"], params)
+    code = fingerprint(cfg, doc, argv, cwd)
+    key = train_key(data_version, params, code)
 
     client = t.connect(cfg)
     exp_id = t.ensure_experiment(client, cfg)
