@@ -285,3 +285,161 @@ def test_dashboard_uses_recorded_series_that_exist():
     recorded = {r["record"] for g in one("PrometheusRule")["spec"]["groups"] for r in g["rules"] if "record" in r}
     used = set(re.findall(r"\b(mlops:[\w:]+)", " ".join(dashboard_exprs(dashboard()))))
     assert used and used <= recorded
+
+
+# -- the PodMonitor's relabelling, run by a real Prometheus against the Kubernetes stand-in --------------
+def _snake(key: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), key)
+
+
+def pod_discovery(pod: dict) -> list[dict]:
+    """The targets Prometheus' Kubernetes pod discovery makes of a pod, as static_configs.
+
+    Debian's Prometheus is built without Kubernetes discovery, so its output is restated from
+    prometheus/prometheus discovery/kubernetes/pod.go (buildPod, podLabels): one target per declared
+    container port (address podIP:port, the port's name and number), one per container without ports
+    (address podIP alone); every target carries the pod's name, IP, phase, namespace and
+    __meta_kubernetes_pod_label_<label> / ..._labelpresent_<label> with the label name sanitized.
+    """
+    def sanitize(label: str) -> str:
+        return re.sub(r"[^a-zA-Z0-9_]", "_", label)
+
+    meta = {"__meta_kubernetes_namespace": pod["metadata"]["namespace"],
+            "__meta_kubernetes_pod_name": pod["metadata"]["name"],
+            "__meta_kubernetes_pod_ip": pod["status"]["podIP"], "__meta_kubernetes_pod_phase": pod["status"]["phase"]}
+    for key, value in pod["metadata"]["labels"].items():
+        meta[f"__meta_kubernetes_pod_label_{sanitize(key)}"] = value
+        meta[f"__meta_kubernetes_pod_labelpresent_{sanitize(key)}"] = "true"
+    groups = []
+    for c in pod["spec"]["containers"]:
+        if not c.get("ports"):
+            groups.append({"targets": [pod["status"]["podIP"]], "labels": {**meta, "__meta_kubernetes_pod_container_name": c["name"]}})
+        for port in c.get("ports", []):
+            groups.append({"targets": [f"{pod['status']['podIP']}:{port['containerPort']}"],
+                           "labels": {**meta, "__meta_kubernetes_pod_container_name": c["name"],
+                                      "__meta_kubernetes_pod_container_port_name": port.get("name", ""),
+                                      "__meta_kubernetes_pod_container_port_number": str(port["containerPort"])}})
+    return groups
+
+
+def podmonitor_scrape_configs(monitor: dict, static_configs: list[dict]) -> list[dict]:
+    """The scrape configs the Prometheus Operator generates from a PodMonitor, for the fields ours uses.
+
+    Restated from prometheus-operator v0.93.0 pkg/prometheus/promcfg.go (generatePodMonitorConfig):
+    job label into __tmp_prometheus_job_name, drop Failed/Succeeded pods, one keep per selector term
+    (Exists: __meta_kubernetes_pod_labelpresent_<label> = true), keep the endpoint's port name (or
+    number), namespace/container/pod target labels, job "<namespace>/<name>", endpoint = the port
+    name, then the endpoint's own relabelings. Discovery is given as static_configs (pod_discovery).
+    """
+    ns, name = monitor["metadata"]["namespace"], monitor["metadata"]["name"]
+    configs = []
+    for i, ep in enumerate(monitor["spec"]["podMetricsEndpoints"]):
+        rules: list[dict] = [{"source_labels": ["job"], "target_label": "__tmp_prometheus_job_name"},
+                             {"action": "drop", "source_labels": ["__meta_kubernetes_pod_phase"],
+                              "regex": "(Failed|Succeeded)"}]
+        for exp in monitor["spec"]["selector"].get("matchExpressions", []):
+            assert exp["operator"] == "Exists", "only Exists is restated here"
+            label = re.sub(r"[^a-zA-Z0-9_]", "_", exp["key"])
+            rules.append({"action": "keep", "source_labels": [f"__meta_kubernetes_pod_labelpresent_{label}"],
+                          "regex": "true"})
+        if ep.get("port"):
+            rules.append({"action": "keep", "source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": ep["port"]})
+        elif ep.get("portNumber"):
+            rules.append({"action": "keep", "source_labels": ["__meta_kubernetes_pod_container_port_number"],
+                          "regex": str(ep["portNumber"])})
+        rules += [{"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+                  {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},
+                  {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+                  {"target_label": "job", "replacement": f"{ns}/{name}"}]
+        if ep.get("port"):
+            rules.append({"target_label": "endpoint", "replacement": ep["port"]})
+        rules += [{_snake(k): v for k, v in r.items()} for r in ep.get("relabelings", [])]
+        configs.append({"job_name": f"podMonitor/{ns}/{name}/{i}", "scrape_interval": ep.get("interval", "30s"),
+                        "metrics_path": ep.get("path", "/metrics"), "static_configs": static_configs,
+                        "relabel_configs": rules})
+    return configs
+
+
+def _pod(name: str, ip: str, labels: dict, containers: list[dict]) -> dict:
+    return {"metadata": {"name": name, "namespace": "models", "labels": labels},
+            "spec": {"containers": containers}, "status": {"phase": "Running", "podIP": ip}}
+
+
+def test_podmonitor_targets_as_prometheus_relabels_them(tmp_path):
+    """Seldon and KServe pods (Knative and Standard mode) as Prometheus' pod discovery sees them; a real
+    Prometheus applies the operator's and our relabelling: one target per model server, with the labels
+    the rules and the dashboard use, and nothing else."""
+    import time
+    import urllib.request
+
+    from tests.test_s3 import free_port, start, stop, wait_http
+
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        pytest.skip("prometheus not installed (apt-get install --no-install-recommends prometheus)")
+    mlops_labels = {"app.kubernetes.io/managed-by": "mlops", "mlops.io/model-name": "taxi-fare"}
+    queue_proxy = {"name": "queue-proxy", "ports": [{"name": n, "containerPort": p} for n, p in
+                                                    (("http-queueadm", 8022), ("http-autometric", 9090),
+                                                     ("http-usermetric", 9091), ("queue-port", 8012))]}
+    pods = [
+        # Seldon Core v1: the model container and the executor, metrics on the port named `metrics`
+        _pod("taxi-fare-default-0-taxi-fare-1", "10.0.0.1",
+             {**mlops_labels, "seldon-deployment-id": "taxi-fare", "mlops.io/model-version": "3"},
+             [{"name": "taxi-fare", "ports": [{"name": "http", "containerPort": 9000},
+                                              {"name": "metrics", "containerPort": 6000}]},
+              {"name": "seldon-container-engine", "ports": [{"name": "http", "containerPort": 8000}]}]),
+        # KServe, Knative mode: the serving port declared on kserve-container, queue-proxy beside it
+        _pod("fare-ks-predictor-00001-deployment-1", "10.0.0.2",
+             {**mlops_labels, "serving.kserve.io/inferenceservice": "fare-ks", "component": "predictor",
+              "mlops.io/model-version": "4"},
+             [{"name": "kserve-container", "ports": [{"name": "user-port", "containerPort": 8080}]}, queue_proxy]),
+        # KServe, Standard (raw) mode: no declared port at all
+        _pod("fare-raw-predictor-1", "10.0.0.3",
+             {**mlops_labels, "serving.kserve.io/inferenceservice": "fare-raw", "component": "predictor",
+              "mlops.io/model-version": "5"},
+             [{"name": "kserve-container"}]),
+        # not model servers: a transformer, and a pod mlops did not render
+        _pod("fare-ks-transformer-1", "10.0.0.4",
+             {**mlops_labels, "serving.kserve.io/inferenceservice": "fare-ks", "component": "transformer"},
+             [{"name": "kserve-container", "ports": [{"name": "user-port", "containerPort": 8080}]}]),
+        _pod("other-1", "10.0.0.5", {"app": "other"}, [{"name": "c", "ports": [{"name": "metrics", "containerPort": 6000}]}]),
+    ]
+    discovered = [group for pod in pods for group in pod_discovery(pod)]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({"global": {"scrape_interval": "30s"},
+                                      "scrape_configs": podmonitor_scrape_configs(one("PodMonitor"), discovered)}))
+    check = subprocess.run([promtool(), "check", "config", str(config)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    port = free_port()
+    proc = start([prometheus, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
+                  f"--storage.tsdb.path={tmp_path / 'tsdb'}"], tmp_path / "prometheus.log", {"PATH": "/usr/bin:/bin"})
+    try:
+        wait_http(f"http://127.0.0.1:{port}/-/ready", proc, tmp_path / "prometheus.log", 30)
+        deadline, previous = time.monotonic() + 30, None
+        while time.monotonic() < deadline:  # until the target list is there and stable (two equal answers)
+            time.sleep(0.5)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets?state=any", timeout=5) as r:
+                data = json.load(r)["data"]
+            current = sorted(json.dumps(t["labels"], sort_keys=True) for t in data["activeTargets"])
+            if current and current == previous:
+                break
+            previous = current
+        active = data["activeTargets"]
+    finally:
+        stop(proc)
+    assert data["droppedTargets"], "the relabelling dropped nothing: the test would pass vacuously"
+    found = {t["labels"]["pod"]: (t["scrapeUrl"], {k: v for k, v in t["labels"].items() if k in (
+        "job", "serving_target", "serving_name", "seldon_deployment", "inference_service", "mlops_model_version")})
+        for t in active}
+    assert len(found) == len(active) == 3, active
+    assert found == {
+        "taxi-fare-default-0-taxi-fare-1": ("http://10.0.0.1:6000/prometheus", {
+            "job": "mlops-mlserver", "serving_target": "seldon", "serving_name": "taxi-fare",
+            "seldon_deployment": "taxi-fare", "mlops_model_version": "3"}),
+        "fare-ks-predictor-00001-deployment-1": ("http://10.0.0.2:8082/metrics", {
+            "job": "mlops-mlserver", "serving_target": "kserve", "serving_name": "fare-ks",
+            "inference_service": "fare-ks", "mlops_model_version": "4"}),
+        "fare-raw-predictor-1": ("http://10.0.0.3:8082/metrics", {
+            "job": "mlops-mlserver", "serving_target": "kserve", "serving_name": "fare-raw",
+            "inference_service": "fare-raw", "mlops_model_version": "5"}),
+    }
