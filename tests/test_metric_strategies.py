@@ -178,7 +178,7 @@ def test_a_pattern_with_fewer_than_two_groups_is_bad_input():
 
 
 def test_format_text_names_the_formats_tried():
-    assert m.format_text(None) == repr(m.DEFAULT_FORMAT)
+    assert m.format_text(None) == "'" + r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)" + "'"  # Katib's default
     assert m.format_text(["a", "b"]) == "'a', 'b'"
 
 
@@ -241,3 +241,36 @@ def test_nearest_line_keeps_only_a_bounded_tail():
     assert m.nearest_line(["los=0.5"] + ["zzzzzzzz"] * 2000, "loss") is None  # default: the last 2000 lines
     assert m.nearest_line(["los=0.5"] + ["zzzzzzzz"] * 1999, "loss") == "los=0.5"
     assert m.nearest_line(["loss " + "x" * 500], "loss") == "loss " + "x" * 295
+
+
+# -- the strategies a spec may name ---------------------------------------------------------------
+def spec_with(tmp_path, objective: str):
+    from pyhelpers.experiment.spec import load_spec
+
+    text = SPEC.format(kind="minimize", strategies="").replace(
+        "    type: minimize\n    objectiveMetricName: loss\n", objective)
+    (tmp_path / "trial.py").write_text("print('loss=1')\n")
+    return load_spec(tmp_path / "experiment.yaml", text=text)
+
+
+def test_strategy_defaults_follow_the_objective_type_for_every_metric(tmp_path):
+    spec = spec_with(tmp_path, "    type: maximize\n    objectiveMetricName: acc\n    additionalMetricNames: [loss]\n"
+                               "    metricStrategies: [{name: loss, value: latest}]\n")
+    assert spec.strategies == {"acc": "max", "loss": "latest"}
+    assert spec.metric_names == ["acc", "loss"]
+    spec = spec_with(tmp_path, "    type: minimize\n    objectiveMetricName: loss\n    additionalMetricNames: [acc]\n")
+    assert spec.strategies == {"loss": "min", "acc": "min"}
+
+
+@pytest.mark.parametrize(("objective", "field", "message"), [
+    ("    type: minimize\n    objectiveMetricName: loss\n    metricStrategies: [{name: acc, value: max}]\n",
+     "spec.objective.metricStrategies[0].name", "'acc' is neither the objective nor an additional metric"),
+    ("    type: minimize\n    objectiveMetricName: loss\n    metricStrategies: [{name: loss, value: avg}]\n",
+     "spec.objective.metricStrategies[0].value", "must be min, max or latest (got 'avg')"),
+    ("    type: minimize\n    objectiveMetricName: loss\n    additionalMetricNames: [acc, acc]\n",
+     "spec.objective.additionalMetricNames", "contains a metric twice"),
+])
+def test_a_strategy_katib_would_not_accept_is_bad_input(tmp_path, objective, field, message):
+    with pytest.raises(BadInput) as caught:
+        spec_with(tmp_path, objective)
+    assert f"{field}: " in str(caught.value) and str(caught.value).endswith(message)
