@@ -343,6 +343,30 @@ esac
         return bin
     }
 
+    void testBuildkitReceivesTheDocumentedArgumentsAndItsOwnDockerConfig() {
+        // a stand-in buildctl-daemonless.sh records its argv and the config.json it would authenticate with
+        File bin = new File(h.workspace.path + '@bin')
+        bin.mkdirs()
+        new File(bin, 'buildctl-daemonless.sh').text = '''#!/bin/sh
+for a in "$@"; do printf '%s\\n' "$a"; done > "$FAKE_BIN/argv"
+cp "$DOCKER_CONFIG/config.json" "$FAKE_BIN/config.json"
+echo "$DOCKER_CONFIG" > "$FAKE_BIN/config-used"
+'''
+        new File(bin, 'buildctl-daemonless.sh').setExecutable(true)
+        h.realSh = true
+        h.env.PATH = "${bin.path}:${System.getenv('PATH')}".toString()
+        h.env.FAKE_BIN = bin.path
+        h.credentials['mlops-registry'] = '{"auths": {"registry.example.com": {"auth": "cm9ib3Q6cHc="}}}'
+        h.run('mlopsImage', [image: 'registry.example.com/ml/train', dockerfile: 'docker/train.Dockerfile', context: '.',
+                             dataVersion: 'dv-1', commit: CHECKOUT_COMMIT])
+        assert new File(bin, 'argv').readLines() == [
+            'build', '--frontend', 'dockerfile.v0', '--local', 'context=.', '--local', 'dockerfile=docker',
+            '--opt', 'filename=train.Dockerfile', '--output', 'type=image,"name=registry.example.com/ml/train:dv-1-c0ffee00",push=true']
+        assert new File(bin, 'config.json').text == h.credentials['mlops-registry']
+        assert !new File(new File(bin, 'config-used').text.trim()).exists()
+        bin.deleteDir()
+    }
+
     void testDockerLoginUsesAnIsolatedConfigThatIsRemovedAfterTheBuild() {
         [false, true].each { boolean buildFails ->
             setUp()
