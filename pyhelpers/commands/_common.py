@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from pyhelpers.errors import BadInput
+from pyhelpers.errors import BadInput, MlopsError, OperationFailed
 
 
 @dataclass
@@ -134,11 +134,21 @@ def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
                 result = fn(**params)
             except OSError as exc:
                 if exc.errno not in BAD_PATH_ERRNOS:
-                    raise
+                    full = _disk_full(exc)
+                    if full is None:
+                        raise
+                    raise full from None
                 # a path the user gave that no file system can hold: bad input, not a crash
                 name = str(exc.filename or "")
                 shown = name if len(name) <= 60 else name[:57] + "..."
                 raise BadInput(f"{exc.strerror}: {shown!r}") from None
+            except MlopsError:
+                raise
+            except Exception as exc:
+                full = _disk_full(exc)
+                if full is None:
+                    raise
+                raise full from None
             emit(result, as_json)
             if result.exit_code:
                 sys.exit(result.exit_code)
@@ -180,6 +190,29 @@ def _redact_output() -> None:
         stream = getattr(sys, name)
         if not isinstance(stream, RedactingStream):
             setattr(sys, name, RedactingStream(stream, secrets))
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+SQLITE_FULL = ("database or disk is full", "disk I/O error")
+
+
+def _disk_full(exc: BaseException) -> OperationFailed | None:
+    """A full disk anywhere below us (MLflow's SQLite store, an artifact copy, skops writing a model)
+    as one line saying so, instead of whatever the library made of it ("could not be serialized")."""
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
+            where = f" writing {seen.filename}" if seen.filename else ""
+            return OperationFailed(f"out of disk space{where} ({seen.strerror}); free space and rerun")
+        text = str(seen)
+        if type(seen).__name__ == "OperationalError" and any(s in text for s in SQLITE_FULL):
+            reason = next(s for s in SQLITE_FULL if s in text)
+            return OperationFailed(f"the SQLite store cannot write ({reason}): is its disk full or read-only? "
+                                   "free space and rerun")
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _terminate_as_interrupt() -> None:

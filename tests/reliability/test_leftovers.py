@@ -137,3 +137,49 @@ def test_a_killed_push_clone_is_removed_by_the_next_push(tmp_path):
     assert not leftover.exists()
     assert foreign.exists(), "a folder of another host's process must be left alone"
     assert {p.name for p in (tmp_path / ".mlops" / "tmp").iterdir()} == {foreign.name}
+
+
+def test_full_disk_when_the_mlflow_store_is_created_is_one_clear_line(tmp_path):
+    """A fresh SQLite store on a full disk (RLIMIT_FSIZE 20 kB): one line naming the cause, exit 1."""
+    import resource
+
+    (tmp_path / "mlops.yaml").write_text("project: full\n")
+
+    def full_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
+    r = subprocess.run([sys.executable, "-m", "pyhelpers", "model", "champion"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120, preexec_fn=full_disk)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.count("\n") == 1 and "SQLite store cannot write" in r.stderr and "disk" in r.stderr, r.stderr
+    assert "SQL:" not in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow  # ~70 s: a real training; the store case above is the fast one
+def test_full_disk_under_the_mlflow_store_is_one_clear_line(tmp_path):
+    """The disk fills up while `model train` logs the model (RLIMIT_FSIZE just above the store's size):
+    exit 1 with one error line that says so (not a library's guess such as "could not be serialized"),
+    no traceback, the run FAILED, no scratch folder left."""
+    import resource
+
+    config = make_project(tmp_path / "proj", rows=100)
+    cfg = load(config)
+    write_status(cfg, CHEAP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_"))}
+    argv = [sys.executable, "-m", "pyhelpers", "--config", str(config)]
+    warm = subprocess.run([*argv, "model", "champion"], env=env, capture_output=True, text=True, timeout=120)
+    assert warm.returncode == 0, warm.stderr  # the store exists: only the training's writes hit the limit
+    limit = cfg.state_path("mlflow", "mlflow.db").stat().st_size + 4096
+
+    def full_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    r = subprocess.run([*argv, "model", "train"], env=env, capture_output=True, text=True, timeout=300,
+                       preexec_fn=full_disk)
+    assert r.returncode == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("mlops: error:")]
+    assert len(errors) == 1 and "out of disk space" in errors[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and len(r.stderr.splitlines()) < 20
+    assert [run.info.status for run in _runs(cfg)] == ["FAILED"]
+    assert not list(cfg.state_path("tmp").iterdir())
