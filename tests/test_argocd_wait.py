@@ -1,7 +1,8 @@
 """`mlops deploy wait`: Argo CD Application status through the Kubernetes API (tests/fakes/k8s.py).
 
-For deploy.target kserve the Argo CD stand-in (tests/fakes/argocd.py) syncs the GitOps branch and
-assesses the InferenceService's health with Argo CD's built-in rules (tests/fakes/argocd_health.py).
+For deploy.target kserve the Argo CD stand-in (tests/fakes/argocd_controller.py) syncs the GitOps
+branch and assesses the InferenceService's health with Argo CD's built-in rules
+(tests/fakes/argocd_health.py); failure states are scripted with the same rules.
 
 The real kubernetes client (watch included) follows an ``applications.argoproj.io`` object whose
 status is scripted here the way Argo CD's controller writes it: a refresh first moves
@@ -23,7 +24,7 @@ from pyhelpers.config import load_config
 from pyhelpers.deploy.gitops import push_manifests
 from pyhelpers.deploy.render import render_application, render_manifests
 from tests.conftest import BIN, MLOPS, run_mlops
-from tests.fakes.argocd import ArgoCDStandIn
+from tests.fakes.argocd_controller import ArgoCDStandIn
 from tests.fakes.argocd_health import KNATIVE_CONDITIONS, STANDARD_CONDITIONS, inference_service_health, isvc_condition
 from tests.fakes.k8s import KubeServer
 from tests.test_deploy_render import champion
@@ -346,7 +347,7 @@ def test_kserve_deployed_reports_the_inference_services_url(kube, kserve_project
         assert r.code == 0, r
     doc = r.json()
     assert doc["deployed"] and doc["revision"] == kserve_project["new"]
-    assert argocd.history[-1]["resources"] == ["InferenceService/taxi-fare"]
+    assert argocd.history[-1]["kinds"] == ["InferenceService"] and argocd.history[-1]["health"] == "Healthy"
     served = kube.get("serving.kserve.io/v1beta1", "inferenceservices", "models", "taxi-fare")
     assert served["spec"]["predictor"]["model"]["modelFormat"] == {"name": "mlflow"}  # what was pushed got applied
     assert doc["inference_service"] == doc["inference_service"] | {
@@ -356,15 +357,37 @@ def test_kserve_deployed_reports_the_inference_services_url(kube, kserve_project
     assert "InferenceService models/taxi-fare: http://taxi-fare.models.example.com" in human.out, human
 
 
+def failed_load(name: str, ns: str = "models") -> dict:
+    """An InferenceService's status when its model cannot be loaded, as KServe v0.20 writes it
+    (UpdateModelRevisionStates FailedToLoad -> BlockedByFailedLoad, lastFailureInfo; the revision's
+    conditions False with Knative's RevisionFailed)."""
+    failing = ("PredictorConfigurationReady", "PredictorReady", "Ready")
+    message = f'Revision "{name}-predictor-00002" failed with message: Container failed with: model load error.'
+    return {"conditions": [isvc_condition(c, "False", "RevisionFailed", message) if c in failing
+                           else isvc_condition(c) for c in KNATIVE_CONDITIONS],
+            "modelStatus": {"transitionStatus": "BlockedByFailedLoad",
+                            "states": {"activeModelState": "", "targetModelState": "FailedToLoad"},
+                            "lastFailureInfo": {"reason": "ModelLoadFailed",
+                                                "message": "no MLmodel found at the storage URI"}}}
+
+
 def test_kserve_failed_model_load_is_degraded_with_kserves_reason_and_rolls_back(kube, kserve_project):
+    import yaml
+
     from pyhelpers.deploy import publish
 
     cfg, root = kserve_project["cfg"], kserve_project["root"]
-    kube.put(render_application(cfg), "applications")
-    second = publish.push(cfg, render_manifests(cfg, champion(root, name="broken-model", version="2")),
-                          "Deploy broken-model version 2")["commit"]
-    with ArgoCDStandIn(kube, kserve_project["bare"], APP, NS, fail_models=("broken-model",)):
-        r = run(kube, {"root": root}, "--json", "--rollback-on-failure")
+    second = publish.push(cfg, render_manifests(cfg, champion(root, version="2")), "Deploy taxi-fare version 2")["commit"]
+    # what the cluster holds after Argo CD applied version 2: the InferenceService KServe cannot load
+    manifest = yaml.safe_load(render_manifests(cfg, champion(root, version="2"))[cfg.gitops_path])
+    served = {**manifest, "status": failed_load("taxi-fare")}
+    kube.put(served, "inferenceservices")
+    health = inference_service_health(served)
+    assert health["status"] == "Degraded"  # Argo CD's own verdict for this status
+    st = status(second, health="Degraded", health_message=health["message"])
+    st["resources"][0].update(group="serving.kserve.io", version="v1beta1", kind="InferenceService")
+    put_app(kube, cfg, st)
+    r = run(kube, {"root": root}, "--json", "--rollback-on-failure")
     assert r.code == 1, r
     doc = r.json()
     assert doc["revision"] == second and doc["outcome"] == "failed" and doc["health"]["status"] == "Degraded"
