@@ -130,20 +130,22 @@ def test_grid_is_exhausted_without_duplicates(mlops, tmp_path):
     assert len(doc["trials"]) == len(combos) == 5 * 3 * 2
 
 
-def test_rerun_of_a_finished_experiment_reports_it_and_an_edit_is_refused(mlops, tmp_path):
+def test_rerun_of_a_finished_experiment_reports_it(mlops, tmp_path):
     """resumePolicy Never (the default): a finished Experiment is final. The same spec again reports
-    it (nothing reruns); an edited spec is refused as Katib's webhook refuses the edit (exit 2)."""
+    it (nothing reruns); an edited spec reports it too, with a warning saying why it stands."""
     path = write_experiment(tmp_path, max_trials=3)
     first = run(mlops, path)
     assert first.code == 0, first
     again = run(mlops, path)
     assert again.code == 0 and again.json()["trials"] == first.json()["trials"], again
-    assert "already Succeeded" in again.err
+    assert "already Succeeded" in again.err and "warning" not in again.err
     path.write_text(path.read_text().replace("maxTrialCount: 3", "maxTrialCount: 5"))
     edited = run(mlops, path)
-    assert edited.code == 2 and "resumePolicy" in edited.err and "LongRunning" in edited.err, edited
+    assert edited.code == 0 and edited.json() == first.json(), edited
+    assert "warning: the spec of experiment exp changed" in edited.err and "LongRunning" in edited.err
     doc = json.loads((tmp_path / ".mlops" / "experiments" / "exp" / "experiment.json").read_text())
     assert doc == first.json()
+    assert len(list((tmp_path / ".mlops" / "experiments" / "exp" / "trials").iterdir())) == 3
 
 
 def test_sigterm_stops_trials_and_records_failure(tmp_path):

@@ -458,27 +458,31 @@ class LocalEngine:
         if previous is None:
             return "fresh"
         phase = st.phase(previous)
-        cond = _true_condition(previous)
-        reason = cond.get("reason", "")
+        reason = _true_condition(previous).get("reason", "")
         old_spec = previous.get("spec") or {}
-        where = f"{self.out_dir}"
-        if _comparable(old_spec) != _comparable(self.spec.spec):
-            raise BadInput(f"experiment {self.name} already exists ({phase}) with a different spec; Katib allows "
-                           f"editing only spec.{', spec.'.join(EDITABLE)}: remove {where} or run it under "
-                           "another --name", source=str(self.spec.source))
+        same_study = _comparable(old_spec) == _comparable(self.spec.spec)
+        edited = not same_study or any(old_spec.get(k) != self.spec.spec.get(k) for k in EDITABLE)
+        where = f"remove {self.out_dir} or run it under another --name"
         if phase in UNFINISHED_PHASES or reason == INTERRUPTED:
+            if not same_study:
+                raise BadInput(f"experiment {self.name} did not finish and its spec has changed: it can continue "
+                               f"only with the same spec (Katib allows editing only spec.{', spec.'.join(EDITABLE)}); "
+                               f"{where}", source=str(self.spec.source))
             return "resume"
-        edited = any(old_spec.get(k) != self.spec.spec.get(k) for k in EDITABLE)
         if not edited:
             return "final"
         policy = self.spec.resume_policy
         restartable = (phase == "Succeeded" and reason == "ExperimentMaxTrialsReached"
                        and policy in ("LongRunning", "FromVolume"))
-        if not restartable:
-            raise BadInput(f"spec.resumePolicy: experiment {self.name} already {phase} ({reason}); Katib restarts "
-                           "an Experiment only when it succeeded by reaching max trials and spec.resumePolicy is "
-                           f"LongRunning or FromVolume (here {policy}): remove {where} or run it under another "
-                           "--name", source=str(self.spec.source))
+        if not (restartable and same_study):
+            # Katib's webhook refuses such an edit; the finished Experiment stays what it is, as
+            # `experiment submit` reports an existing one.
+            why = ("only the trial counts may change" if restartable else
+                   "Katib restarts an Experiment only when it succeeded by reaching max trials and "
+                   "spec.resumePolicy is LongRunning or FromVolume")
+            self.reporter.note(f"warning: the spec of experiment {self.name} changed since it ran (resumePolicy "
+                               f"{policy}); {why}: the finished result stands; {where}")
+            return "final"
         trials = int((previous.get("status") or {}).get("trials") or len(previous.get("trials") or []))
         if self.spec.max_trials is not None and self.spec.max_trials <= trials:
             raise BadInput(f"spec.maxTrialCount: {self.spec.max_trials} must be greater than status.trials count "
