@@ -13,6 +13,7 @@ from typing import Any
 
 from pyhelpers import data, notify, scm
 from pyhelpers.errors import BadInput, MlopsError
+from pyhelpers.experiment import mlflow_log
 from pyhelpers.experiment import status as st
 from pyhelpers.experiment.backends import backend_for
 from pyhelpers.experiment.naming import experiment_name
@@ -64,6 +65,7 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
     if backend.engine == "local":
         _log(f"running experiment {name} ({spec.algorithm}, up to {spec.max_trials} trials, {spec.parallel} at a time)")
     doc, code = backend.run(spec, name, version, commit)
+    result["mlflow"] = mlflow_log.log_experiment_quietly(cfg, doc)  # trials as child runs, dataset, report
     message = notify.experiment_message(doc, cfg.notify.link or os.environ.get("BUILD_URL"),
                                         notify.current_champion(cfg))
     try:
