@@ -1,6 +1,7 @@
 /*
- * Deployment through `mlops deploy ...`: render the SeldonDeployment of the champion, push it to
- * the GitOps repository, wait for Argo CD, smoke-test the endpoint (or serve it locally).
+ * Deployment through `mlops deploy ...`: render the champion's SeldonDeployment or InferenceService
+ * (deploy.target), push it to the GitOps repository, wait for Argo CD, smoke-test the endpoint (or
+ * serve it locally).
  */
 
 def call(Map config = [:]) {

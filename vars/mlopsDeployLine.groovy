@@ -1,9 +1,9 @@
 /*
  * Line 2, Experiment -> serving. Run by the deploy job (started by the data line on the main
  * branch, or by hand with an EXPERIMENT parameter): train the best trial, register it (the gate:
- * it becomes champion only when it beats the current one), render the SeldonDeployment, push it to
- * the GitOps repository, wait for Argo CD and smoke-test it. Local mode serves with MLServer on the
- * agent instead of Argo CD. A failure after promotion rolls the champion back and redeploys it.
+ * it becomes champion only when it beats the current one), render the SeldonDeployment or
+ * InferenceService, push it to the GitOps repository, wait for Argo CD and smoke-test it. Local
+ * mode serves with MLServer on the agent instead of Argo CD. A failure after promotion rolls the champion back and redeploys it.
  * An abort (a user, a newer build) is reported as an abort, not as a failure notice; a timeout is a
  * failure. Skipped stages are marked skipped (pipeline-model-definition's Utils, when installed).
  */
