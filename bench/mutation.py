@@ -123,7 +123,8 @@ def change_of(mutant: str, diff: str) -> tuple[str, str]:
     lines = diff.splitlines()
     added = [line[1:].strip() for line in lines if line.startswith("+") and not line.startswith("+++")]
     removed = [line[1:].strip() for line in lines if line.startswith("-") and not line.startswith("---")]
-    function = mutant.rpartition(".")[2].partition("__mutmut_")[0].removeprefix("x_").replace("ǁ", ".").strip(".")
+    mangled = mutant.rpartition(".")[2].partition("__mutmut_")[0]  # x_func, or xǁClassǁmethod
+    function = mangled.removeprefix("xǁ").removeprefix("x_").replace("ǁ", ".")
     change = f"{' / '.join(removed)}  ->  {' / '.join(added)}" if removed or added else diff or "(no diff)"
     return function, change
 
@@ -161,10 +162,29 @@ def report(name: str, target: dict, equivalents: list[dict], seconds: float | No
             "surviving": survivors + untested, "equivalents": equivalent}
 
 
+def markdown(results: list[dict], total: int, killed: int, overall: float | None) -> str:
+    rows = ["| target | code | mutants | killed | survived | equivalent | score |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        functions = ", ".join(f.replace("x_", "").replace("xǁ", "").replace("ǁ", ".").rstrip("*")
+                              for f in r["functions"])
+        score = f"{r['score']:.1%}" if r["score"] is not None else "-"
+        rows.append(f"| {r['target']} | `{r['module']}` {functions if functions != '' else '(all)'} | {r['total']} | "
+                    f"{r['killed']} | {r['survived'] + r['untested']} | {r['equivalent']} | {score} |")
+    rows.append(f"| **overall** | | {total} | {killed} | {sum(r['survived'] + r['untested'] for r in results)} | "
+                f"{sum(r['equivalent'] for r in results)} | **{overall:.1%}** |" if overall is not None else "")
+    lines = ["\n".join(rows), "", "Surviving mutants:", ""]
+    lines += [f"- {r['target']}: `{s['function']}`: `{s['change']}`" for r in results for s in r["surviving"]]
+    lines += ["", "Equivalent mutants (left out of the score):", ""]
+    lines += [f"- {r['target']}: `{s['function']}`: `{s['change']}` — {s['reason']}" for r in results
+              for s in r["equivalents"]]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", help="targets of mutation.toml (default: all)")
     parser.add_argument("--report-only", action="store_true", help="summarise the last run without running")
+    parser.add_argument("--markdown", action="store_true", help="also print the summary as a Markdown table")
     args = parser.parse_args()
     config = tomllib.loads(CONFIG.read_text())
     targets, run, equivalents = config["targets"], config.get("run", {}), config.get("equivalent", [])
@@ -202,10 +222,12 @@ def main() -> int:
                 f" [{s['status']}]" if s["status"] != "survived" else ""))
         for s in r["equivalents"]:
             print(f"  equivalent {r['target']}: {s['function']}: {s['change']}  ({s['reason']})")
+    if args.markdown:
+        print(markdown(results, total, killed, overall))
     OUT.mkdir(parents=True, exist_ok=True)
     summary = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "overall_score": overall,
                "total": total, "killed": killed, "targets": results}
-    if args.report_only or not args.targets:
+    if not args.targets:
         (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     else:  # a partial run must not overwrite the figures of a full one
         (OUT / f"summary-{'-'.join(chosen)}.json").write_text(json.dumps(summary, indent=2) + "\n")
