@@ -25,7 +25,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "notify": ("pyhelpers.commands.notify_cmd", "Notify people (Slack) about experiments and deployments."),
     "pr": ("pyhelpers.commands.pr_cmd", "Pull requests for data updates (GitHub, or a local file)."),
     "model": ("pyhelpers.commands.model_cmd", "MLflow models: train, register, gate, promote, rollback."),
-    "deploy": ("pyhelpers.commands.deploy_cmd", "Seldon manifests, GitOps push, local serving and smoke tests."),
+    "deploy": ("pyhelpers.commands.deploy_cmd", "Seldon/KServe manifests, GitOps push, local serving and smoke tests."),
     "lineage": ("pyhelpers.commands.lineage_cmd", "Trace a deployed model back to its data version."),
     "jenkins": ("pyhelpers.commands.jenkins_cmd", "Seed Jenkins jobs (python-jenkins)."),
     "line": ("pyhelpers.commands.line_cmd", "Run an automation line end to end."),
