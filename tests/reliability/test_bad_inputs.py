@@ -1,9 +1,16 @@
 """The bad-input corpus: every file under bad_inputs/ must be refused as bad input.
 
-Each ``<category>/<name>`` has a sidecar ``<name>.expect`` (JSON): ``args`` (the mlops arguments;
+The corpus is organised by input boundary: ``cli/`` (argument lists), ``params/`` (MLOPS_PARAMS_FILE),
+``config/`` (mlops.yaml), ``dvc/`` (.dvc files), ``state/`` (files under .mlops/ and the status
+documents commands read), ``experiment/`` and ``metrics/`` (Katib specs), ``manifests/`` (champion
+descriptions), ``jobdsl/`` (Job DSL project maps).
+
+Each ``<boundary>/<name>`` has a sidecar ``<name>.expect`` (JSON): ``args`` (the mlops arguments;
 ``{file}`` is the corpus file copied into the workspace, ``{spec}`` a valid Experiment there),
-optional ``env`` (same placeholders) and ``contains`` (substrings the error must carry: the file,
-field or value). For ``cli/*.args`` the file itself is the JSON list of arguments.
+optional ``env`` (same placeholders), optional ``place`` (where the file goes instead, relative to
+the workspace, e.g. ``.mlops/data/processed.json``), optional ``config`` (the workspace's mlops.yaml,
+``{stem}`` is the file's name without its suffix) and ``contains`` (substrings the error must carry:
+the file, field or value). For ``cli/*.args`` the file itself is the JSON list of arguments.
 
 What must hold for every input: exit code 2, exactly one line on stderr naming the file/field/value,
 no traceback, and no file written or changed in the workspace (``.mlops/`` included).
@@ -29,8 +36,8 @@ def test_corpus_is_complete():
     assert len(CASES) >= 40
     for case in CASES:
         assert case.with_name(case.name + ".expect").is_file(), f"{case} has no .expect sidecar"
-    assert {p.parent.name for p in CASES} >= {"config", "experiment", "metrics", "cli", "manifests", "status",
-                                              "params", "jobdsl"}
+    assert {p.parent.name for p in CASES} >= {"config", "experiment", "metrics", "cli", "manifests", "state",
+                                              "params", "dvc", "jobdsl"}
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +60,12 @@ def _fill(value: str, names: dict[str, str]) -> str:
 def test_bad_input_is_refused(case: Path, workspace_template: Path, tmp_path: Path):
     expect = json.loads(case.with_name(case.name + ".expect").read_text())
     ws = Path(shutil.copytree(workspace_template, tmp_path / "ws"))
-    shutil.copyfile(case, ws / case.name)
-    names = {"file": case.name, "spec": "exp/experiment.yaml"}
+    place = ws / expect.get("place", case.name)
+    place.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(case, place)
+    if "config" in expect:
+        (ws / "mlops.yaml").write_text(expect["config"].replace("{stem}", case.name.rsplit(".", 1)[0]))
+    names = {"file": expect.get("place", case.name), "spec": "exp/experiment.yaml"}
     args = json.loads(case.read_text()) if case.suffix == ".args" else expect["args"]
     env = {k: _fill(v, names) for k, v in (expect.get("env") or {}).items()}
     before = tree_snapshot(ws)
