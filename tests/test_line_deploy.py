@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import add_batch, make_project
+from tests.conftest import add_batch, git, make_project
 
 
 def gitops_log(project):
@@ -19,7 +19,7 @@ def gitops_log(project):
 
 
 def test_deploy_line_end_to_end(mlops, tmp_path):
-    project = make_project(tmp_path / "taxi-fare", rows=500, max_trials=2)
+    project = make_project(tmp_path / "taxi-fare", rows=500, max_trials=3)
     spec = project / "katib" / "experiment.yaml"
     spec.write_text(spec.read_text().replace("parallelTrialCount: 2", "parallelTrialCount: 1"))
     assert mlops("line", "data", "--local", cwd=project).code == 0
@@ -49,6 +49,15 @@ def test_deploy_line_end_to_end(mlops, tmp_path):
     again = r.json()
     assert again["status"] == "unchanged" and again["candidate_version"] == "1"
     assert gitops_log(project) == log
+
+    # an unrelated commit (notes, a port change) is not a new model: the key is data + code + parameters
+    (project / "NOTES.md").write_text("a newcomer's notes\n")
+    git(project, "add", "NOTES.md")
+    git(project, "commit", "-qm", "notes")
+    r = mlops("line", "deploy", "--json", cwd=project)
+    assert r.code == 0, r
+    assert r.json()["status"] == "unchanged" and r.json()["candidate_version"] == "1", r
+    assert "mlops.dirty" not in r.json()["steps"]["train"]["tags"]
 
     # the deployed model traces back to the data it was trained on
     r = mlops("lineage", "--json", cwd=project)

@@ -65,8 +65,28 @@ def test_report_summarises_best_and_top_trials_and_plots(cfg):
     assert "| learning-rate | 0.1 |" in md
     assert f"| 1 | `{NAME}-0003` | 2.25 | 0.1 | 3 |" in md and f"| 2 | `{NAME}-0004` | 2.75 | 0.05 | 4 |" in md
     assert "1 failed, 1 without metrics" in md and "`dv-42`" in md and "Duration: 1m 00s" in md
-    assert "![validation-rmse per trial and best so far](trials.png)" in md
-    assert png_size(cfg.state_path("experiments", NAME, "trials.png")) == (700, 400)
+    assert "![validation-rmse per trial, best so far, parameter importances](trials.png)" in md
+    assert png_size(cfg.state_path("experiments", NAME, "trials.png")) == (1200, 800)  # history + 2 Optuna panels
+
+
+def test_trials_go_into_an_optuna_study_for_its_plots(cfg):
+    import json
+
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from pyhelpers.experiment.report import objective_of, trial_rows, trials_study
+
+    # max-depth is trial(i)'s i: trial 1's 1 lies outside the spec's 2..5 (an edited spec) and is left out
+    path = trials_doc(cfg, [trial(1, 1.0, "0.1"), trial(2, 3.5, "0.02"), trial(3, None, "0.3", "Failed"),
+                            trial(4, 2.25, "0.1"), trial(5, 2.75, "0.05")])
+    doc = json.loads(path.read_text())
+    objective = objective_of(doc)
+    study = trials_study(doc["spec"], trial_rows(doc, objective), objective)
+    assert [t.value for t in study.trials] == [3.5, 2.25, 2.75]  # the failed trial reported nothing
+    assert study.best_trial.params == {"learning-rate": 0.1, "max-depth": 4}
+    dists = study.trials[0].distributions
+    assert dists["learning-rate"] == FloatDistribution(0.02, 0.3, log=True)  # logUniform in the spec
+    assert dists["max-depth"] == IntDistribution(2, 5)
 
 
 def test_report_is_deterministic_and_honours_maximize(cfg, tmp_path):
@@ -103,6 +123,7 @@ def test_report_without_a_succeeded_trial_says_so(cfg):
     assert out["best_trial"] is None and out["phase"] == "Failed"
     assert out["summary"] == f"Experiment {NAME} Failed: no trial succeeded (2 trials)"
     assert "No trial succeeded" in open(out["markdown"]).read()
+    assert png_size(cfg.state_path("experiments", NAME, "trials.png")) == (800, 450)  # the "no objective" picture
 
 
 def test_unknown_experiment_is_bad_input(cfg):
