@@ -13,7 +13,7 @@ from pyhelpers.deploy.render import render_manifests, storage_uri
 from pyhelpers.errors import BadInput
 from tests import crds
 from tests.conftest import git
-from tests.test_s3 import AWS, CANARY, MLFLOW_BUCKET, s3  # noqa: F401 - s3: moto's S3 server fixture
+from tests.test_s3 import AWS, CANARY, MLFLOW_BUCKET, mlflow_server, s3  # noqa: F401 - fixtures: moto S3, mlflow server
 
 CONFIG = """\
 project: taxi-fare
@@ -303,6 +303,25 @@ def test_s3_artifacts_are_checked_with_head_object(s3, tmp_path, mlops):  # noqa
     nokeys = {**AWS, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
     r = mlops("deploy", "render", "--champion", "champion.json", cwd=tmp_path, env=nokeys)
     assert r.code == 1 and "cannot check the champion's artifacts" in r.err and "Traceback" not in r.err, r
+
+
+@pytest.mark.slow  # starts a real `mlflow server` (about a minute here); the fast cases above cover the mechanism
+def test_proxied_artifacts_are_checked_through_the_tracking_server(s3, mlflow_server, tmp_path, mlops):  # noqa: F811
+    """mlflow-artifacts:/ URIs: the check lists the folder through the proxying server (the client holds no S3 role)."""
+    text = CONFIG.replace("profiles:\n", f"mlflow:\n  tracking_uri: {mlflow_server.url}\n"
+                          "  artifacts_destination: s3://mlflow/mlflow\nprofiles:\n", 1)
+    make_cfg(tmp_path, text=text)
+    s3.client.put_object(Bucket=MLFLOW_BUCKET, Key="mlflow/9/models/m-proxied/artifacts/MLmodel", Body=b"flavors: {}\n")
+    for artifact, code in (("mlflow-artifacts:/9/models/m-proxied/artifacts", 0),
+                           ("mlflow-artifacts:/9/models/m-deleted/artifacts", 1)):
+        (tmp_path / "champion.json").write_text(json.dumps(champion(tmp_path, artifact_uri=artifact)))
+        r = mlops("deploy", "render", "--champion", "champion.json", "--json", cwd=tmp_path,
+                  env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_EC2_METADATA_DISABLED": "true"})
+        assert r.code == code, r
+        if code:
+            assert f"no MLmodel at {artifact}" in r.err, r
+        else:
+            assert r.json()["artifacts"]["via"] == f"MLflow {mlflow_server.url}"
 
 
 # -- switching deploy.target -------------------------------------------------------------------------
