@@ -105,3 +105,64 @@ def test_every_profile_is_checked_even_when_not_selected(tmp_path):
     with pytest.raises(BadInput) as err:
         load_config(path, environ={})
     assert f"{path}:5: profiles.cluster.deploy.replicas" in str(err.value)
+
+
+BILLION_LAUGHS = "".join(
+    ['x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n']
+    + [f'x-{c}: &{c} [{",".join(["*" + p] * 9)}]\n' for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
+)
+
+
+def test_alias_bomb_is_refused_naming_the_file(tmp_path, mlops):
+    """9 levels of 9 aliases (~350 bytes) would expand to 387 million values; the document is refused
+    before anything walks it (the line walker used to follow every alias and needed ~20 GB)."""
+    path = tmp_path / "mlops.yaml"
+    path.write_text("project: bomb\n" + BILLION_LAUGHS)
+    assert len(path.read_bytes()) < 400
+    r = mlops("config", "validate", cwd=tmp_path)
+    assert r.code == 2 and "mlops.yaml" in r.err and "aliases expand to more than" in r.err, r
+    spec = tmp_path / "experiment.yaml"
+    spec.write_text("apiVersion: kubeflow.org/v1beta1\nkind: Experiment\n" + BILLION_LAUGHS)
+    r = mlops("experiment", "validate", str(spec), cwd=tmp_path)
+    assert r.code == 2 and "experiment.yaml" in r.err and "aliases expand" in r.err, r
+
+
+def test_a_few_aliases_are_fine(tmp_path):
+    """Ordinary anchors (a value reused a few times) stay valid: the bound is on the expanded size."""
+    path = tmp_path / "mlops.yaml"
+    path.write_text("project: anchors\nprofiles:\n  ci: &ci\n    deploy: {replicas: 2}\n  staging: *ci\n")
+    assert load_config(path, environ={}, profile="staging").deploy.replicas == 2
+
+
+def test_merge_keys_in_mlops_yaml_and_in_an_experiment(tmp_path, mlops):
+    """`<<: *anchor` (YAML merge keys) works; keys written beside it win, and errors in merged values
+    still name a line."""
+    path = tmp_path / "mlops.yaml"
+    path.write_text(
+        "project: merged\n"
+        "profiles:\n"
+        "  ci: &ci\n"
+        "    deploy: {replicas: 2, namespace: ci-models}\n"
+        "    experiment: {timeout_minutes: 30}\n"
+        "  staging:\n"
+        "    <<: *ci\n"
+        "    experiment: {timeout_minutes: 60}\n"
+    )
+    cfg = load_config(path, environ={}, profile="staging")
+    assert cfg.deploy.replicas == 2 and cfg.deploy.namespace == "ci-models" and cfg.experiment.timeout_minutes == 60
+
+    path.write_text("project: merged\nx: &bad {replicas: 0}\ndeploy:\n  <<: *bad\n")
+    with pytest.raises(BadInput) as err:
+        load_config(path, environ={})
+    assert "mlops.yaml" in str(err.value)
+
+    from tests.conftest import write_experiment
+
+    spec = write_experiment(tmp_path / "exp", name="merged")
+    text = spec.read_text().replace("    - name: n\n      parameterType: int\n      feasibleSpace: {min: \"1\", max: \"3\"}\n",
+                                    "    - name: n\n      <<: &int {parameterType: int}\n"
+                                    "      feasibleSpace: {min: \"1\", max: \"3\"}\n")
+    assert text != spec.read_text()
+    spec.write_text(text)
+    r = mlops("experiment", "validate", str(spec), cwd=tmp_path)
+    assert r.code == 0, r
