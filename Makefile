@@ -7,7 +7,7 @@ MLOPS := $(abspath $(BIN)/mlops)
 # MLServer lives in its own virtualenv (protobuf conflict with kubeflow-katib), cached by hash.
 export MLOPS_SERVING_ENVS_DIR ?= $(HOME)/.cache/mlops/serving-envs
 
-.PHONY: setup demo demo-new-data demo-stop demo-clean test test-all test-python lint bench mutation clean
+.PHONY: setup system-deps demo demo-new-data demo-stop demo-clean test test-all test-python lint bench mutation clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,15 +38,20 @@ demo-clean:
 	-cd $(DEMO) && $(MLOPS) deploy stop
 	rm -rf $(DEMO)
 
-## test: set-up, lint, then every test except the slow ones
-test: setup lint
-	$(BIN)/python -m pytest -m "not slow" -q
+## system-deps: the Debian packages the tests need (installed as root, else the exact command to run)
+system-deps:
+	@mkdir -p build
+	.ci/install-system-deps > build/system-deps.env
+
+## test: set-up (system packages, venv), lint, then every test except the slow ones
+test: system-deps setup lint
+	set -a && . build/system-deps.env && set +a && $(BIN)/python -m pytest -m "not slow" -q
 
 ## test-all: every test, slow ones included
-test-all: setup lint
-	$(BIN)/python -m pytest -q
+test-all: system-deps setup lint
+	set -a && . build/system-deps.env && set +a && $(BIN)/python -m pytest -q
 
-lint: setup
+lint: system-deps setup
 	$(BIN)/ruff check pyhelpers tests bench examples
 	bash tests/groovy/lint.sh
 
