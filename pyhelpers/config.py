@@ -183,6 +183,13 @@ class DeployConfig(_Section):
     serving_envs_dir: str | None = None  # None: <state>/serving-envs ($MLOPS_SERVING_ENVS_DIR wins)
     ready_timeout_seconds: int = Field(default=120, gt=0)  # local MLServer readiness wait
 
+    @field_validator("service_account")
+    @classmethod
+    def _service_account_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", v) or len(v) > 253:
+            raise ValueError("must be the name of a Kubernetes ServiceAccount (lowercase letters, digits, '-', '.')")
+        return v
+
     @field_validator("max_replicas")
     @classmethod
     def _max_not_below_min(cls, v: int | None, info) -> int | None:

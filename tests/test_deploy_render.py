@@ -249,6 +249,8 @@ def test_kserve_config_is_checked(tmp_path):
         make_cfg(tmp_path, text=KSERVE.replace("max_replicas: 4", "max_replicas: 1"))
     with pytest.raises(BadInput, match=r"deploy\.target"):
         make_cfg(tmp_path, text=KSERVE.replace("target: kserve", "target: kfserving"))
+    with pytest.raises(BadInput, match=r"deploy\.service_account: must be the name of a Kubernetes ServiceAccount"):
+        make_cfg(tmp_path, text=KSERVE.replace("service_account: models-s3", "service_account: Models_S3"))
     with pytest.raises(BadInput, match=r"deploy\.deployment_mode"):
         make_cfg(tmp_path, text=KSERVE.replace("  target: kserve\n", "  target: kserve\n  deployment_mode: Raw\n"))
 
