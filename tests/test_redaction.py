@@ -10,6 +10,7 @@ does; scripted answers play its failures (5xx, 404 ``no_service`` for a revoked 
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
@@ -91,14 +92,15 @@ def test_webhook_server_error_names_the_status_not_the_url(project, slack, monke
     assert len(slack.requests) == 3  # retried, bounded
     assert_no_secret(error, logged(project))
     record = json.loads(logged(project).splitlines()[-1])
-    assert (record["via"], record["kind"], record["error"]) == ("webhook", "experiment", error)
+    assert (record["via"], record["kind"], record["channel"], record["error"]) == ("webhook", "experiment", "#ml", error)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["time"])
     assert record["message"] == MESSAGE  # kept locally although not delivered
 
 
 def test_revoked_webhook_names_slacks_reason_not_the_url(project, slack, monkeypatch):
     slack.responses = [(404, {}, "no_service")]
     error = send_failing(project, monkeypatch, SLACK_WEBHOOK_URL=f"{slack.url}/services/T0/{HOOK_SECRET}")
-    assert error == "Slack webhook failed: HTTP 404 'no_service'"
+    assert error.startswith("Slack webhook failed: HTTP 404 ") and "no_service" in error
     assert_no_secret(error, logged(project))
 
 
@@ -107,7 +109,7 @@ def test_unreachable_webhook_is_one_line_without_the_url(project, monkeypatch):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     error = send_failing(project, monkeypatch, SLACK_WEBHOOK_URL=f"http://127.0.0.1:{port}/services/T0/{HOOK_SECRET}")
-    assert error.startswith("Slack webhook failed: ") and "\n" not in error
+    assert error == "Slack webhook failed: URLError"  # the kind of failure, never the URL it went to
     assert_no_secret(error, logged(project))
 
 
@@ -146,7 +148,7 @@ def test_bot_token_server_error_and_unreachable_api(project, slack, monkeypatch)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     error = send_failing(project, monkeypatch, SLACK_BOT_TOKEN=TOKEN, SLACK_API_URL=f"http://127.0.0.1:{port}")
-    assert error.startswith("Slack chat.postMessage failed: ")
+    assert error == "Slack chat.postMessage failed: URLError"
     assert_no_secret(error, logged(project))
 
 
@@ -157,8 +159,13 @@ def test_bot_token_delivery_is_recorded_with_its_timestamp_only(project, slack, 
     out = notify.send(project, MESSAGE, "experiment")
     assert (out["via"], out["channel"], out["ts"]) == ("chat.postMessage", "#ml", "1700000000.000100")
     assert [r["path"] for r in slack.requests] == ["/api/chat.postMessage"]
-    assert slack.requests[0]["body"]["channel"] == "#ml"
+    body = slack.requests[0]["body"]
+    assert (body["channel"], body["text"], body["blocks"]) == ("#ml", "hello", MESSAGE["blocks"])
     assert_no_secret(logged(project))
+    record = json.loads(logged(project))
+    assert {k: record[k] for k in ("kind", "channel", "via", "ts")} == {
+        "kind": "experiment", "channel": "#ml", "via": "chat.postMessage", "ts": "1700000000.000100"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["time"])
 
 
 def test_a_token_without_a_channel_is_bad_input_before_any_request(tmp_path, slack, monkeypatch):
@@ -166,8 +173,10 @@ def test_a_token_without_a_channel_is_bad_input_before_any_request(tmp_path, sla
     cfg = load_config(tmp_path / "mlops.yaml", environ={})
     monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("SLACK_API_URL", slack.url + "/api/")
-    with pytest.raises(BadInput, match="SLACK_BOT_TOKEN is set but no channel"):
+    with pytest.raises(BadInput) as caught:
         notify.send(cfg, MESSAGE, "experiment")
+    assert str(caught.value) == (f"{tmp_path / 'mlops.yaml'}: SLACK_BOT_TOKEN is set but no channel: set "
+                                 "notify.slack_channel in mlops.yaml")
     assert slack.requests == []
 
 
@@ -177,3 +186,40 @@ def test_without_credentials_the_message_is_only_logged(project, monkeypatch):
     out = notify.send(project, MESSAGE, "experiment")
     assert out["via"] == "log" and out["log"] == str(project.notifications_log)
     assert json.loads(logged(project))["message"] == MESSAGE
+
+
+def test_rate_limited_webhook_is_retried_three_times_then_named(project, slack, monkeypatch):
+    slack.responses = [(429, {"Retry-After": "0"}, "rate_limited")] * 4
+    error = send_failing(project, monkeypatch, SLACK_WEBHOOK_URL=f"{slack.url}/services/T0/{HOOK_SECRET}")
+    assert error.startswith("Slack webhook failed: HTTP 429") and len(slack.requests) == 4
+    assert_no_secret(error, logged(project))
+
+
+@pytest.mark.parametrize("page", [
+    "<html>" + "x" * 200 + f"/services/T0/{HOOK_SECRET}</html>",   # a proxy's error page quoting the request
+    f"<html>no route to /services/T0/{HOOK_SECRET}</html>",         # ... a short one
+])
+def test_an_error_page_quoting_the_webhook_path_does_not_leak_it(project, slack, monkeypatch, page):
+    slack.responses = [(403, {}, page)]
+    error = send_failing(project, monkeypatch, SLACK_WEBHOOK_URL=f"{slack.url}/services/T0/{HOOK_SECRET}")
+    assert error.startswith("Slack webhook failed: HTTP 403")
+    assert_no_secret(error, logged(project))
+
+
+def test_rate_limited_bot_is_retried_three_times_then_named(project, slack, monkeypatch):
+    slack.responses = [(429, {"Retry-After": "0"}, {"ok": False, "error": "ratelimited"})] * 4
+    error = send_failing(project, monkeypatch, SLACK_BOT_TOKEN=TOKEN, SLACK_API_URL=slack.url + "/api/")
+    assert error == "Slack chat.postMessage failed: ratelimited: Slack kept rate-limiting after retries"
+    assert len(slack.requests) == 4
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    ({"ok": False, "error": "not_authed"}, "not_authed: SLACK_BOT_TOKEN is not valid"),
+    ({"ok": False, "error": "is_archived"}, "is_archived: see Slack API docs"),
+    ({"ok": False}, "unknown_error: see Slack API docs"),
+])
+def test_slack_api_errors_are_named_with_a_hint(project, slack, monkeypatch, answer, message):
+    slack.responses = [(200, {}, answer)]
+    error = send_failing(project, monkeypatch, SLACK_BOT_TOKEN=TOKEN, SLACK_API_URL=slack.url + "/api")
+    assert error == f"Slack chat.postMessage failed: {message}"
+    assert_no_secret(error, logged(project))
