@@ -16,7 +16,7 @@ import socket
 import pytest
 
 from pyhelpers import notify
-from pyhelpers.config import load_config, redact_url
+from pyhelpers.config import load_config, redact_secrets, redact_url
 from pyhelpers.deploy.gitops import redact
 from pyhelpers.errors import BadInput, OperationFailed
 from tests.fakes.slack import SlackServer
@@ -51,6 +51,36 @@ def test_known_secrets_are_replaced_anywhere_in_the_text():
 
 def test_user_info_and_secrets_together():
     assert redact("https://u:tok@host/r tok", ("tok",)) == "https://***@host/r ***"
+
+
+# -- credential values of the environment, wherever they turn up ---------------------------------
+def test_every_credential_value_of_the_environment_is_blanked():
+    env = {"GITHUB_TOKEN": "ghp_abcdefgh", "AWS_SECRET_ACCESS_KEY": "ghp_abcdefgh_LONGER", "AWS_SESSION_TOKEN":
+           "FwoGZXIvYXdz", "MLOPS_GIT_TOKEN": "gitpass123", "JENKINS_TOKEN": "11aa22bb33"}
+    text = "auth ghp_abcdefgh_LONGER, then ghp_abcdefgh; session FwoGZXIvYXdz git gitpass123 jenkins 11aa22bb33"
+    # the longest value first: a value containing another is blanked whole, not as ***_LONGER
+    assert redact_secrets(text, env) == "auth ***, then ***; session *** git *** jenkins ***"
+
+
+def test_a_webhook_url_is_blanked_whole_and_by_its_path():
+    env = {"SLACK_WEBHOOK_URL": f"https://hooks.slack.com/services/T0/{HOOK_SECRET}"}
+    assert redact_secrets(f"POST https://hooks.slack.com/services/T0/{HOOK_SECRET} failed", env) == "POST *** failed"
+    assert redact_secrets(f"404 for /services/T0/{HOOK_SECRET}", env) == "404 for /***"
+
+
+def test_short_values_and_paths_to_credentials_are_not_blanked():
+    env = {"GITHUB_TOKEN": "1234567", "KUBECONFIG": "/home/ci/.kube/config-production",
+           "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/hook", "JENKINS_USER": "ci-robot"}
+    text = "1234567 /home/ci/.kube/config-production hook http://127.0.0.1:9/hook ci-robot"
+    # 7 characters would blank ordinary words; a kubeconfig path is where credentials are, not one;
+    # a URL path under 8 characters is kept (the whole URL is still blanked)
+    assert redact_secrets(text, env) == "1234567 /home/ci/.kube/config-production hook *** ***"
+
+
+def test_the_process_environment_is_the_default(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2-longer")
+    assert redact_secrets("login hunter2-longer") == "login ***"
+    assert redact_secrets("nothing secret here", {}) == "nothing secret here"
 
 
 # -- Slack: failures must not echo the credential ------------------------------------------------
