@@ -162,6 +162,7 @@ class LocalEngine:
             finally:
                 self._release()
         finally:
+            self.reporter.close()
             self._restore_signal_handlers(previous_handlers)
 
     # -- the run --------------------------------------------------------------------------
@@ -302,6 +303,7 @@ class LocalEngine:
         finally:
             if sink is not None:
                 os.close(sink)
+            trial.process.stderr.close()  # here, not in _wait: no other thread reads a closed (reused) fd
 
     def _wait(self, trial: Trial) -> None:
         # Wait without reaping, so the pid (and its process group id) cannot be reused yet; then
@@ -316,7 +318,6 @@ class LocalEngine:
         if trial.pump is not None:
             trial.pump.join(KILL_GRACE_SECONDS)
         trial.exit_code = trial.process.wait()
-        trial.process.stderr.close()
         self.finished.put(trial)
 
     def _finish(self, trial: Trial, study) -> None:
@@ -771,6 +772,9 @@ class PlainReporter:
     def note(self, text: str) -> None:
         self.write(text)
 
+    def close(self) -> None:
+        """The run is over, however it ended."""
+
     def begin(self, name: str, total: int | None, counts: dict, best: Trial | None) -> None:
         self.total = total
         self.done_count = sum(counts.values())
@@ -864,6 +868,9 @@ class LiveReporter(PlainReporter):
     def done(self, doc) -> None:
         self.progress.stop()
         super().done(doc)
+
+    def close(self) -> None:
+        self.progress.stop()  # also after a failure: the terminal gets its cursor back
 
     def final(self, doc) -> None:
         super().final(doc)
