@@ -274,3 +274,9 @@ def test_a_strategy_katib_would_not_accept_is_bad_input(tmp_path, objective, fie
     with pytest.raises(BadInput) as caught:
         spec_with(tmp_path, objective)
     assert f"{field}: " in str(caught.value) and str(caught.value).endswith(message)
+
+
+def test_the_objective_names_its_type_metric_and_goal(tmp_path):
+    spec = spec_with(tmp_path, "    type: maximize\n    objectiveMetricName: acc\n    goal: 0.9\n")
+    assert (spec.objective_type, spec.objective_metric, spec.goal) == ("maximize", "acc", 0.9)
+    assert spec_with(tmp_path, "    type: minimize\n    objectiveMetricName: loss\n").goal is None
