@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BIN, MLOPS, run_mlops, write_experiment
+from tests.conftest import BIN, MLOPS, git, run_mlops, write_experiment
 from tests.fakes.k8s import KubeServer, katib_experiment_status, katib_trial
+from tests.test_s3 import s3 as s3_server
 
 CANARY = "k8s-CANARY-token-5d1e"
 NS = "ml-exp"
@@ -31,8 +32,11 @@ def kube(tmp_path):
         yield server
 
 
+REMOTE = "s3://mlops-data/taxi-fare"  # trials pull from a remote store (never a folder of this machine)
+
+
 def env_for(server: KubeServer) -> dict:
-    return {"KUBECONFIG": str(server.kubeconfig_path), "MLOPS_K8S_NAMESPACE": NS}
+    return {"KUBECONFIG": str(server.kubeconfig_path), "MLOPS_K8S_NAMESPACE": NS, "MLOPS_DVC_REMOTE_URL": REMOTE}
 
 
 def run(server, *args, cwd):
@@ -41,9 +45,9 @@ def run(server, *args, cwd):
     return r
 
 
-def start(server, *args, cwd) -> subprocess.Popen:
+def start(server, *args, cwd, env: dict | None = None) -> subprocess.Popen:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "SLACK_"))}
-    env = {**inherited, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **env_for(server)}
+    env = {**inherited, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **env_for(server), **(env or {})}
     return subprocess.Popen([MLOPS, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -95,7 +99,11 @@ def test_submit_creates_once_per_data_version(kube, project):
     assert first["created"] is True and first["name"] == experiment_name("taxi-fare-tuning", version)
     obj = kube.get(*EXP[:2], NS, first["name"])
     spec_doc = yaml.safe_load((project / "katib" / "experiment.yaml").read_text())
-    assert obj["spec"] == spec_doc["spec"] and obj["metadata"]["namespace"] == NS
+    # the file as written, except the trial's pod template wired to this image and data (test_submit_wires_...)
+    unwired = {k: v for k, v in obj["spec"].items() if k != "trialTemplate"}
+    assert unwired == {k: v for k, v in spec_doc["spec"].items() if k != "trialTemplate"}
+    assert obj["spec"]["trialTemplate"]["trialParameters"] == spec_doc["spec"]["trialTemplate"]["trialParameters"]
+    assert obj["metadata"]["namespace"] == NS
     ann = obj["metadata"]["annotations"]
     assert ann["mlops.io/data-version"] == version and ann["mlops.io/spec-file"] == "katib/experiment.yaml"
     assert ann["mlops.io/git-commit"] == first["git_commit"]
@@ -111,7 +119,8 @@ def test_submit_creates_once_per_data_version(kube, project):
 
 def test_submit_rejects_a_bad_spec_before_the_cluster(kube, project):
     spec = project / "katib" / "experiment.yaml"
-    spec.write_text(spec.read_text().replace("maxTrialCount: 8", "maxTrialCount: 1"))
+    spec.write_text(spec.read_text().replace("maxTrialCount: 8", "maxTrialCount: 1").replace(
+        "maxFailedTrialCount: 3", "maxFailedTrialCount: 1"))  # Katib checks maxFailedTrialCount first
     r = run(kube, "experiment", "submit", cwd=project)
     assert r.code == 2 and "experiment.yaml" in r.err and "parallelTrialCount" in r.err, r
     assert not kube.requests
@@ -212,7 +221,7 @@ def test_wrong_token_is_a_clear_error_without_the_token(kube, project, tmp_path)
     cfg["users"][0]["user"]["token"] = "wrong-" + CANARY
     bad = tmp_path / "bad-kubeconfig"
     bad.write_text(yaml.safe_dump(cfg))
-    r = run_mlops("experiment", "submit", cwd=project, env={"KUBECONFIG": str(bad), "MLOPS_K8S_NAMESPACE": NS})
+    r = run_mlops("experiment", "submit", cwd=project, env={**env_for(kube), "KUBECONFIG": str(bad)})
     assert r.code == 1 and "401 Unauthorized" in r.err, r
     assert CANARY not in r.out + r.err
 
@@ -258,10 +267,17 @@ def local_doc(tmp_path_factory):
     return json.loads((root / ".mlops" / "experiments" / "shape" / "experiment.json").read_text())
 
 
-def test_data_line_runs_the_experiment_on_katib(kube, project):
+s3 = s3_server  # moto's S3 server (module fixture of tests/test_s3.py)
+
+
+def test_data_line_runs_the_experiment_on_katib(kube, project, s3):
+    from tests.test_s3 import AWS
+
     config = project / "mlops.yaml"
     config.write_text(config.read_text().replace("  namespace: kubeflow\n", "  namespace: kubeflow\n  engine: katib\n", 1))
-    proc = start(kube, "line", "data", "--json", cwd=project)
+    # the data goes to S3 (moto): the trials pull it from there
+    s3_env = {**AWS, "AWS_ENDPOINT_URL": s3.endpoint}
+    proc = start(kube, "line", "data", "--json", cwd=project, env=s3_env)
     kube.wait_for_request(lambda r: r["watch"] and r["path"].endswith("/experiments"))
     (exp,) = kube.items(*EXP)
     trials = complete(kube, exp)
@@ -272,6 +288,140 @@ def test_data_line_runs_the_experiment_on_katib(kube, project):
     assert result["experiment"] == exp["metadata"]["name"]
     assert result["best_trial"]["name"] == trials[1]["metadata"]["name"]
     assert result["notification"]["via"] == "log"
-    r = run(kube, "line", "data", "--json", cwd=project)
+    assert result["image"] == exp["metadata"]["annotations"]["mlops.io/image"] == pod_template(exp)["containers"][0]["image"]
+    r = run_mlops("line", "data", "--json", cwd=project, env={**env_for(kube), **s3_env})
     assert r.code == 0 and r.json()["status"] == "unchanged", r
     assert len(kube.items(*EXP)) == 1
+
+
+# -- the trials' image and data (pyhelpers/experiment/trial_wiring.py, docs/cluster.md) -------------
+AWS_CANARY = "CANARY-aws-in-katib-test-3f1"
+
+
+def pod_template(exp: dict) -> dict:
+    return exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+
+
+def test_submit_wires_the_image_of_this_data_and_commit_and_the_data(kube, project):
+    from pyhelpers.config import load_config
+    from pyhelpers.data import data_version
+    from pyhelpers.experiment.trial_wiring import image_ref
+
+    r = run_mlops("experiment", "submit", "--json", cwd=project,
+                  env={**env_for(kube), "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": AWS_CANARY})
+    assert r.code == 0, r
+    cfg = load_config(project / "mlops.yaml", environ={})
+    commit = git(project, "rev-parse", "HEAD").strip()
+    version = data_version(cfg, "HEAD")
+    ref = image_ref("registry.example.com/ml/taxi-fare-train", version, commit)
+    assert ref == f"registry.example.com/ml/taxi-fare-train:{version}-{commit[:8]}"  # mlopsImage's tag rule
+    exp = kube.get(*EXP[:2], NS, r.json()["name"])
+    assert r.json()["image"] == ref and exp["metadata"]["annotations"]["mlops.io/image"] == ref
+    pod = pod_template(exp)
+    (primary,) = pod["containers"]
+    assert primary["image"] == ref
+    assert primary["volumeMounts"] == [{"name": "mlops-data", "mountPath": "/app/data/trips", "subPath": "data/trips",
+                                        "readOnly": True}]
+    assert pod["volumes"] == [{"name": "mlops-data", "emptyDir": {}}]
+    (init,) = pod["initContainers"]
+    assert init["name"] == "mlops-data" and init["image"] == ref
+    assert init["envFrom"] == [{"secretRef": {"name": "mlops-data"}}]  # experiment.data_secret's default
+    env = {e["name"]: e["value"] for e in init["env"]}
+    assert env["MLOPS_DVC_REMOTE_URL"] == REMOTE and env["MLOPS_DATA_VERSION"] == version
+    assert yaml.safe_load(env["MLOPS_DVC_FILE_0"]) == yaml.safe_load(git(project, "show", "HEAD:data/trips.dvc"))
+    assert "dvc pull data/trips.dvc" in init["command"][-1]
+    text = json.dumps(exp)
+    assert AWS_CANARY not in text and "AWS_SECRET_ACCESS_KEY" not in text  # credentials only by Secret name
+
+
+def test_submit_with_an_explicit_image_and_refusals(kube, project):
+    r = run(kube, "experiment", "submit", "--json", "--image", "ghcr.io/acme/train:v1@sha256:" + "a" * 64, cwd=project)
+    assert r.code == 0, r
+    exp = kube.get(*EXP[:2], NS, r.json()["name"])
+    assert {c["image"] for c in [*pod_template(exp)["containers"], *pod_template(exp)["initContainers"]]} == \
+        {"ghcr.io/acme/train:v1@sha256:" + "a" * 64}
+    kube.requests.clear()
+    r = run(kube, "experiment", "submit", "--name", "other", "--image", "no tag here", cwd=project)
+    assert r.code == 2 and "--image" in r.err and "'no tag here'" in r.err, r
+    # a remote that is a folder of this machine cannot feed trials on a cluster
+    r = run_mlops("experiment", "submit", "--name", "other", cwd=project,
+                  env={"KUBECONFIG": str(kube.kubeconfig_path), "MLOPS_K8S_NAMESPACE": NS})
+    assert r.code == 2 and "data.remote_url" in r.err and "s3://" in r.err, r
+    # a data version that is not the commit's: the Experiment would name one and pull another
+    r = run(kube, "experiment", "submit", "--name", "other", "--data-version", "dv-000000000000", cwd=project)
+    assert r.code == 2 and "dv-000000000000" in r.err, r
+    config = project / "mlops.yaml"
+    config.write_text(config.read_text().replace("  name: registry.example.com/ml/taxi-fare-train\n", ""))
+    r = run(kube, "experiment", "submit", "--name", "other", cwd=project)
+    assert r.code == 2 and "image.name" in r.err, r
+    assert not [q for q in kube.requests if q["method"] == "POST"]
+
+
+def test_dry_run_prints_the_experiment_and_the_first_trial_as_katib_renders_it(kube, project):
+    r = run(kube, "experiment", "submit", "--dry-run", "--json", cwd=project)
+    assert r.code == 0, r
+    assert not kube.requests  # nothing reaches the cluster
+    out = r.json()
+    exp, trial = out["experiment"], out["trial"]
+    assert out["status"] == "dry-run" and exp["metadata"]["namespace"] == NS
+    run_spec = trial["runSpec"]
+    # Katib's generator: metadata name/namespace of the Trial, every placeholder substituted
+    assert run_spec["metadata"] == {"name": trial["name"], "namespace": NS}
+    assert trial["name"].startswith(exp["metadata"]["name"] + "-") and len(trial["name"]) == len(exp["metadata"]["name"]) + 9
+    assert "${trialParameters" not in json.dumps(run_spec)
+    command = run_spec["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--learning-rate=0.02" in command and "--loss=squared_error" in command  # the feasible minimum / first
+    assert {a["name"]: a["value"] for a in trial["parameterAssignments"]}["n-estimators"] == "40"
+    assert out["schema"]["validated"] is True and out["schema"]["kubernetes"]
+    human = run(kube, "experiment", "submit", "--dry-run", cwd=project)
+    assert human.code == 0 and "# Experiment (not submitted)" in human.out and "valid Job (Kubernetes" in human.out
+
+
+def test_run_spec_schema_check_refuses_what_the_api_server_would():
+    from pyhelpers.errors import BadInput
+    from pyhelpers.experiment.trial_wiring import run_spec, validate_run_spec
+
+    exp = {"metadata": {"name": "e", "namespace": "ns"}, "spec": {
+        "parameters": [{"name": "lr"}],
+        "trialTemplate": {"primaryContainerName": "main", "trialParameters": [{"name": "lr", "reference": "lr"}],
+                          "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {
+                              "activeDeadlineSeconds": "${trialParameters.lr}",
+                              "template": {"spec": {"restartPolicy": "Never", "containers": [
+                                  {"name": "main", "image": "i:1", "args": ["--lr=${trialParameters.lr}"]}]}}}}}}}
+    rendered = run_spec(exp, {"lr": "60"}, "e-abcdefgh")
+    assert rendered["metadata"] == {"name": "e-abcdefgh", "namespace": "ns"}
+    assert rendered["spec"]["template"]["spec"]["containers"][0]["args"] == ["--lr=60"]
+    # Katib substitutes text: "60" stays a string, which the API server refuses for an integer field
+    with pytest.raises(BadInput, match=r"spec\.activeDeadlineSeconds: '60' is not of type 'integer'"):
+        validate_run_spec(rendered)
+    del rendered["spec"]["activeDeadlineSeconds"]
+    assert validate_run_spec(rendered)["validated"] is True
+
+
+def test_wiring_reaches_every_pod_template_of_the_primary_container_and_refuses_the_rest():
+    from pyhelpers.errors import BadInput
+    from pyhelpers.experiment.trial_wiring import image_ref, validate_run_spec, wire
+
+    def replica(name: str) -> dict:
+        return {"replicas": 1, "template": {"spec": {"containers": [{"name": name, "image": "old"}]}}}
+
+    pytorch = {"trialTemplate": {"primaryContainerName": "pytorch", "trialSpec": {
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+        "spec": {"pytorchReplicaSpecs": {"Master": replica("pytorch"), "Worker": replica("pytorch")}}}}}
+    data = {"pointers": [{"dvc_file": "data/trips.dvc", "text": "outs: []\n", "outs": ["data/trips"]}],
+            "data_version": "dv-1", "remote_url": "s3://b/p", "secret": "s", "project_dir": "/app"}
+    wired = wire(pytorch, "r/x:t", data)
+    for role in ("Master", "Worker"):
+        pod = wired["trialTemplate"]["trialSpec"]["spec"]["pytorchReplicaSpecs"][role]["template"]["spec"]
+        assert pod["containers"][0]["image"] == "r/x:t" and pod["initContainers"][0]["name"] == "mlops-data"
+    assert pytorch["trialTemplate"]["trialSpec"]["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"] == \
+        {"containers": [{"name": "pytorch", "image": "old"}]}  # the input is not changed
+    assert validate_run_spec(wired["trialTemplate"]["trialSpec"])["validated"] is False  # a CRD: the cluster checks it
+    trainjob = {"trialTemplate": {"primaryContainerName": "node", "trialSpec": {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {"trainer": {"image": "old"}}}}}
+    with pytest.raises(BadInput, match="TrainJob"):
+        wire(trainjob, "r/x:t", data)
+    with pytest.raises(BadInput, match="not a git commit"):
+        image_ref("r/x", "dv-1", "HEAD")
+    with pytest.raises(BadInput, match="image repository"):
+        image_ref("Registry/X", "dv-1", "0123456789ab")

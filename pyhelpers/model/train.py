@@ -66,8 +66,10 @@ def experiment_name(cfg, ref: str | None) -> str:
 def finished_best_trial(cfg, ref: str | None) -> tuple[dict, dict]:
     """(status document, best trial) of a Succeeded Experiment; bad input otherwise."""
     from pyhelpers.experiment.status import best_trial, load_status, phase
+    from pyhelpers.experiment.trial_wiring import agent_status
 
     name = experiment_name(cfg, ref)
+    agent_status(cfg, name)  # cluster: the deploy job reads the Experiment from Katib
     doc = load_status(cfg, name)
     state = phase(doc)
     if state != "Succeeded":
@@ -315,6 +317,10 @@ def train(cfg, experiment: str | None = None) -> dict:
     params = best["parameters"]
     obj = objective(doc.get("spec") or {})
     data_version = checked_data_version(cfg, doc)
+    if cfg.experiment.engine == "katib" and data_version:
+        from pyhelpers.experiment.trial_wiring import ensure_agent_data
+
+        ensure_agent_data(cfg, data_version)  # trained on the Experiment's data, pulled when missing
     git_commit = scm.head(cfg.root)
     argv, cwd, extra_env = training_command(cfg, doc, best["name"], params)
     code = fingerprint(cfg, doc, argv, cwd)
