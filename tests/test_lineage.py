@@ -109,7 +109,7 @@ def test_nothing_deployed_is_a_failed_operation(tmp_path):
     config = make_project(tmp_path / "p", rows=60)
     res = run_cli(config, "lineage", "--json")
     assert res.returncode == 1 and res.stdout == ""
-    assert res.stderr.startswith("mlops: error: nothing deployed: GitOps repository")
+    assert res.stderr.startswith("mlops: error: nothing deployed yet: GitOps repository")
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(tmp_path / "p" / ".mlops" / "gitops.git"))
     with pytest.raises(OperationFailed, match="branch 'main' does not exist"):
         from pyhelpers.lineage import lineage
