@@ -195,10 +195,50 @@ def sigterm(repeats: int = 3) -> list[dict]:
             proc.wait(60)
             samples.append(time.perf_counter() - start)
         worst = max(samples)
-        return [row("SIGTERM during a run -> trials stopped, status written, exit (worst of "
+        rows = [row("SIGTERM during a run -> trials stopped, status written, exit (worst of "
                     f"{repeats})", worst, "s", None, "<= 5 s", worst <= 5)]
+        return rows + _sigterm_while_reading(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _sigterm_while_reading(folder: Path, lines: int = 1_500_000) -> list[dict]:
+    """A trial that printed 1.5 million metric lines (~10 MB) and ended: the engine is reading its log
+    when SIGTERM comes. Reading it all takes the time in the first row (google-re2 costs ~9 µs per
+    matching line from Python); the engine stops in the second."""
+    import signal
+    import subprocess
+    import time
+
+    from common import env_with_venv
+
+    from pyhelpers.experiment.metrics import compile_formats, parse_lines, read_lines
+
+    script = folder / "big.py"
+    script.write_text(f"import sys\nsys.stdout.write('loss=1\\n' * {lines})\nsys.stdout.flush()\n"
+                      "open('trial-done', 'w').close()\n")
+    spec = folder / "big.yaml"
+    spec.write_text(SPEC.format(parallel=1, trials=1, sleep=0).replace(
+        'command: ["sh", "-c", "sleep 0; echo loss=${trialParameters.x}"]',
+        'command: ["python", "big.py", "--x=${trialParameters.x}"]'))
+    shutil.rmtree(folder / ".mlops", ignore_errors=True)
+    (folder / "trial-done").unlink(missing_ok=True)
+    proc = subprocess.Popen([str(BIN / "mlops"), "experiment", "run", "--local", str(spec)], cwd=folder,
+                            env=env_with_venv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (folder / "trial-done").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the trial has ended: the engine reads its log
+    start = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(300)
+    stopped = time.perf_counter() - start
+    log = folder / ".mlops" / "experiments" / "bench" / "trials" / "bench-0001.log"
+    t0 = time.perf_counter()
+    parse_lines(read_lines(log), ["loss"], compile_formats(None))
+    full = time.perf_counter() - t0
+    return [row(f"reading a {log.stat().st_size // 1_000_000} MB trial log completely", full, "s"),
+            row("SIGTERM while that log is read -> exit", stopped, "s", None, "<= 5 s", stopped <= 5)]
 
 
 if __name__ == "__main__":

@@ -398,3 +398,23 @@ def test_engine_leaves_only_its_results(mlops, tmp_path):
     folder = tmp_path / ".mlops" / "experiments" / "exp"
     assert sorted(p.name for p in folder.iterdir()) == ["experiment.json", "pods", "trials"]
     assert sorted(os.listdir(folder / "pods")) == ["exp-0001", "exp-0002"]  # each trial's own folder
+
+
+def test_reading_a_log_stops_at_sigterm(tmp_path):
+    """The handler of SIGTERM/SIGINT sets the stop flag; reading a trial's log checks it on every line,
+    so even a huge log does not keep the engine from stopping (latency figures: bench_engine.sigterm)."""
+    from pyhelpers.experiment.engine import Interrupted, LocalEngine, PlainReporter
+    from pyhelpers.experiment.spec import load_spec
+
+    engine = LocalEngine(load_spec(write_experiment(tmp_path, max_trials=1)), tmp_path / "out",
+                         reporter=PlainReporter(lambda line: None))
+    log = tmp_path / "big.log"
+    log.write_text("loss=1\n" * 1000)
+    assert len(list(engine._lines(log))) == 1000
+    seen = 0
+    with pytest.raises(Interrupted):
+        for _ in engine._lines(log):
+            seen += 1
+            if seen == 10:
+                engine._stop = True  # what the signal handler does
+    assert seen == 10

@@ -190,7 +190,12 @@ class LocalEngine:
                 if item is None:
                     raise Interrupted()
                 trial = running.pop(item.name)
-                self._finish(trial, study)
+                try:
+                    self._finish(trial, study)
+                except Interrupted:
+                    trial.condition = "Running"  # stopped while its log was read: it is run again on resume
+                    running[trial.name] = trial
+                    raise
                 self.reporter.finished(trial, self._best(), running)
                 if outcome is None:
                     outcome = self._check_completion(grid_size)
@@ -328,7 +333,8 @@ class LocalEngine:
         trial.completed_at = trial.completed_at or st.now()
         names = self.spec.metric_names
         source = trial.metrics_file if trial.metrics_file is not None else trial.log
-        lines = metrics_mod.read_lines(source) if source.is_file() else iter(())
+        # an interrupted run does not read the logs of the trials it stopped: it ends within seconds
+        lines = self._lines(source) if source.is_file() and not (trial.killed and self._stop) else iter(())
         found = (metrics_mod.parse_json_lines(lines, names) if trial.metrics_file is not None
                  and self.spec.file_format == "JSON" else metrics_mod.parse_lines(lines, names, self.formats))
         trial.observation = [m.observation() for m in found.values()]
@@ -351,6 +357,13 @@ class LocalEngine:
             study.tell(trial.number, trial.objective)
         else:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+    def _lines(self, path: Path):
+        """The file's lines; SIGTERM/SIGINT stops the reading of even a huge log (Interrupted)."""
+        for line in metrics_mod.read_lines(path):
+            if self._stop:
+                raise Interrupted()
+            yield line
 
     def _failure_reason(self, trial: Trial) -> list[str]:
         lines = [f"exit code {trial.exit_code}; log {trial.log}"]
@@ -376,7 +389,7 @@ class LocalEngine:
             where = "the trial's output (StdOut collector)"
             tried = f"metricsFormat {metrics_mod.format_text(self.spec.metrics_formats)}"
             source = trial.log
-        near = metrics_mod.nearest_line(metrics_mod.read_lines(source), metric) if source.is_file() else None
+        near = metrics_mod.nearest_line(self._lines(source), metric) if source.is_file() else None
         lines = [f"no value for {metric!r} in {where}; tried {tried}"]
         lines.append(f"nearest line: {near!r}" if near else "no line came close")
         return lines
