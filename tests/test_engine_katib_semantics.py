@@ -418,3 +418,12 @@ def test_reading_a_log_stops_at_sigterm(tmp_path):
             if seen == 10:
                 engine._stop = True  # what the signal handler does
     assert seen == 10
+
+
+def test_a_run_warns_about_image_paths_without_a_mapping(mlops, tmp_path):
+    path = write_experiment(tmp_path, max_trials=1)
+    path.write_text(path.read_text().replace('command: ["python", "trial.py"', 'command: ["python", "/app/trial.py"'))
+    r = run(mlops, path)
+    assert r.code == 1 and "warning: the trial command names /app/trial.py" in r.err, r  # the trial cannot start
+    r = run(mlops, path, "--name", "mapped", "--path-map", f"/app={tmp_path}")
+    assert r.code == 0 and "warning" not in r.err, r

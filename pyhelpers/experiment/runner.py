@@ -7,7 +7,7 @@ from pathlib import Path
 from pyhelpers.experiment import status as st
 from pyhelpers.experiment.naming import check_name
 from pyhelpers.experiment.spec import ExperimentSpec
-from pyhelpers.experiment.template import trial_command
+from pyhelpers.experiment.template import missing_paths, trial_command
 from pyhelpers.fsutil import atomic_write_text
 
 LATEST_FILE = "latest"  # name of the experiment run last, for commands that default to it
@@ -34,6 +34,10 @@ def run_local(cfg, spec: ExperimentSpec, image_paths: dict[str, Path], name: str
     name = check_name(name, "--name") if name is not None else check_name(spec.name, "metadata.name")
     out_dir = st.experiment_dir(cfg.state, name)
     reporter = LiveReporter(spec.max_trials) if live else PlainReporter()
+    collector_path = spec.file_path if spec.collector == "File" else None
+    for path in missing_paths(spec.spec, image_paths, collector_path):
+        reporter.note(f"warning: the trial command names {path}, which does not exist on this machine: map the "
+                      "image path to a local folder (experiment.image_paths or --path-map IMAGE_PATH=DIR)")
     engine = LocalEngine(spec, out_dir, image_paths, name, annotations, reporter)
     doc = engine.run()
     atomic_write_text(cfg.state_path("experiments", LATEST_FILE), name + "\n")
