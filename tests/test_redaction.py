@@ -147,7 +147,9 @@ def test_webhook_success_is_recorded_without_the_url(project, slack, monkeypatch
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
     monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/webhook")
     out = notify.send(project, MESSAGE, "deployment")
-    assert (out["via"], out["channel"]) == ("webhook", "#ml")
+    assert (out["via"], out["channel"], out["delivered"]) == ("webhook", "#ml", True)
+    assert out["note"] == ("delivered to Slack through the incoming webhook (SLACK_WEBHOOK_URL); also recorded in "
+                           f"{project.notifications_log}")
     assert slack.requests[0]["body"]["text"] == "hello" and slack.requests[0]["body"]["blocks"] == MESSAGE["blocks"]
     assert "/webhook" not in logged(project) and json.loads(logged(project))["kind"] == "deployment"
 
@@ -187,7 +189,9 @@ def test_bot_token_delivery_is_recorded_with_its_timestamp_only(project, slack, 
     monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{slack.url}/services/T0/{HOOK_SECRET}")  # the token wins
     monkeypatch.setenv("SLACK_API_URL", slack.url + "/api/")
     out = notify.send(project, MESSAGE, "experiment")
-    assert (out["via"], out["channel"], out["ts"]) == ("chat.postMessage", "#ml", "1700000000.000100")
+    assert (out["via"], out["channel"], out["ts"], out["delivered"]) == ("chat.postMessage", "#ml",
+                                                                         "1700000000.000100", True)
+    assert out["note"] == f"delivered to Slack channel #ml (SLACK_BOT_TOKEN); also recorded in {project.notifications_log}"
     assert [r["path"] for r in slack.requests] == ["/api/chat.postMessage"]
     body = slack.requests[0]["body"]
     assert (body["channel"], body["text"], body["blocks"]) == ("#ml", "hello", MESSAGE["blocks"])
@@ -214,7 +218,8 @@ def test_without_credentials_the_message_is_only_logged(project, monkeypatch):
     for key in ("SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL"):
         monkeypatch.delenv(key, raising=False)
     out = notify.send(project, MESSAGE, "experiment")
-    assert out["via"] == "log" and out["log"] == str(project.notifications_log)
+    assert (out["via"], out["delivered"], out["log"]) == ("log", False, str(project.notifications_log))
+    assert out["note"].startswith(f"NOT sent to Slack, only recorded in {project.notifications_log}: ")
     assert json.loads(logged(project))["message"] == MESSAGE
 
 
@@ -232,7 +237,7 @@ def test_rate_limited_webhook_is_retried_three_times_then_named(project, slack, 
 def test_an_error_page_quoting_the_webhook_path_does_not_leak_it(project, slack, monkeypatch, page):
     slack.responses = [(403, {}, page)]
     error = send_failing(project, monkeypatch, SLACK_WEBHOOK_URL=f"{slack.url}/services/T0/{HOOK_SECRET}")
-    assert error.startswith("Slack webhook failed: HTTP 403")
+    assert error == "Slack webhook failed: HTTP 403 (answer not shown)"  # only Slack's short codes are quoted
     assert_no_secret(error, logged(project))
 
 
