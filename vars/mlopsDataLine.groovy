@@ -84,7 +84,9 @@ def call(Map config = [:]) {
                                 ' (discover pull requests with their head revision, as jobs/mlopsJobs.groovy does)'
                 String branchSkip = !cluster ? 'local mode' : (!branchWork ? (onMain ? 'main branch' : 'no new data') : merged)
                 boolean publish = branchWork && cluster && !state.localCommit
-                conditionalStage(state, 'Training image', publish, branchSkip) {
+                // main: the trials run the image of the merged commit (a merge commit is code no branch build tagged)
+                boolean mainImage = onMain && state.changed && cluster && state.commit
+                conditionalStage(state, 'Training image', publish || mainImage, onMain ? 'data already processed' : branchSkip) {
                     state.image = mlopsImage(builder: cfg.imageBuilder, dataVersion: state.dataVersion, commit: state.commit,
                                              credentialsId: creds.registryCredentialsId)
                 }
@@ -97,7 +99,11 @@ def call(Map config = [:]) {
                     timeout(time: cfg.experimentTimeoutMinutes, unit: 'MINUTES') {
                         withLock(lockName(cfg, state.dataVersion)) {
                             withLineCredentials(creds) {
-                                state.line = mlopsCli(command: 'line data', params: [local: !cluster, force: cfg.force])
+                                Map lineParams = [local: !cluster, force: cfg.force]
+                                if (state.image) {
+                                    lineParams.image = state.image.refs[0]   // what the trials run (docs/cluster.md)
+                                }
+                                state.line = mlopsCli(command: 'line data', params: lineParams)
                             }
                         }
                     }

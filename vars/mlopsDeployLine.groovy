@@ -22,9 +22,10 @@ def call(Map config = [:]) {
         trainTimeoutMinutes: 60,       // limit of the training stage
         deployTimeoutMinutes: 20,      // limit of waiting for Argo CD / the local server
         mlflowCredentialsId: '',                     // username/password for MLflow basic auth; '' = none
+        dataCredentialsId: 'mlops-dvc-s3',           // cluster: username/password, S3 keys to pull the Experiment's data for training
         githubCredentialsId: 'mlops-github-token',   // secret text: token for the GitOps repository
         slackCredentialsId: 'mlops-slack',           // secret text: Slack bot token
-        kubeconfigCredentialsId: 'mlops-kubeconfig', // secret file: kubeconfig for Argo CD and the smoke test
+        kubeconfigCredentialsId: 'mlops-kubeconfig', // secret file: kubeconfig for Katib (training reads the Experiment), Argo CD and the smoke test
     ]
     Map cfg = mlopsOptions(step: 'mlopsDeployLine', defaults: defaults, config: config,
                            choices: [mode: ['local', 'cluster'], agent: ['node', 'kubernetes', 'none'],
@@ -48,8 +49,14 @@ def call(Map config = [:]) {
                     mlopsCli(command: 'config validate')
                 }
                 conditionalStage(state, 'Train', true, '') {
-                    state.trained = mlopsModel(command: 'train', experiment: experiment, timeoutMinutes: cfg.trainTimeoutMinutes,
-                                               credentialsId: creds.mlflowCredentialsId)
+                    // cluster: `model train` reads the Experiment from Katib and pulls its data version on this agent
+                    mlopsCredentials(bindings: !cluster ? [] : [
+                        [type: 'usernamePassword', credentialsId: creds.dataCredentialsId, usernameVariable: 'AWS_ACCESS_KEY_ID',
+                         passwordVariable: 'AWS_SECRET_ACCESS_KEY'],
+                        [type: 'file', credentialsId: creds.kubeconfigCredentialsId, variable: 'KUBECONFIG']]) {
+                        state.trained = mlopsModel(command: 'train', experiment: experiment, timeoutMinutes: cfg.trainTimeoutMinutes,
+                                                   credentialsId: creds.mlflowCredentialsId)
+                    }
                 }
                 conditionalStage(state, 'Register and gate', true, '') {
                     state.registered = mlopsModel(command: 'register', runId: state.trained.run_id, retries: 1,

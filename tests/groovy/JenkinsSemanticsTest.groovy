@@ -246,7 +246,7 @@ exit 1
             assert expected.message == null
         }
         assert !commands().contains('notify failure')
-        assert h.currentBuild.description == 'data dv-ab12cd34 - aborted in Experiment'
+        assert h.currentBuild.description == "data dv-ab12cd34 · image registry.example.com/ml/train:dv-ab12cd34-${h.checkoutCommit.take(8)} - aborted in Experiment"
         assert h.mlopsCalls.count { it.command == 'line data' } == 1      // not retried either
         assert !h.log.toString().contains(': null')
     }

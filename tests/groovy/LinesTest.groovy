@@ -56,16 +56,19 @@ class LinesTest extends StepTestCase {
     void testClusterMainRunsTheLineWithItsCredentialsAndHandsOver() {
         answerMlops(dataAnswers(true))
         Map r = h.run('mlopsDataLine', [mode: 'cluster', profile: 'cluster', deployJob: 'taxi-fare/deploy'])
-        assert commands() == ['config validate', 'data status', 'line data']
+        // the merged commit's image is built, and the Experiment's trials run it
+        assert commands() == ['config validate', 'data status', 'config show', 'line data']
+        String ref = "registry.example.com/ml/train:dv-ab12cd34-${h.checkoutCommit.take(8)}"
+        assert h.shCalls.find { it.label?.contains('build') && it.env.MLOPS_IMAGE_REFS }.env.MLOPS_IMAGE_REFS == ref
         Map line = h.mlopsCalls[-1]
-        assert line.params == [local: false, force: false]
+        assert line.params == [local: false, force: false, image: ref]
         assert line.env.AWS_ACCESS_KEY_ID == 'u' && line.env.SLACK_BOT_TOKEN == 'secret' && line.env.KUBECONFIG
         assert line.env.MLOPS_PROFILE == 'cluster'
         assert h.callsTo('timeout')[0].args[0] == [time: 240, unit: 'MINUTES']
         Map build = h.callsTo('build')[0].args[0]
         assert build.job == 'taxi-fare/deploy' && !build.wait && build.parameters[0].value == 'taxi-fare-ab12cd34'
         assert r.line.status == 'completed'
-        assert h.currentBuild.description == 'data dv-ab12cd34 · experiment taxi-fare-ab12cd34 (completed) · best taxi-fare-ab12cd34-0003'
+        assert h.currentBuild.description == "data dv-ab12cd34 · experiment taxi-fare-ab12cd34 (completed) · best taxi-fare-ab12cd34-0003 · image ${ref}"
     }
 
     void testForceRunsProcessedDataAgain() {
