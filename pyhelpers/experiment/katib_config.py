@@ -99,14 +99,14 @@ def from_document(doc: Any, source: str) -> KatibConfig:
 
 
 def load_file(path: Path) -> KatibConfig:
-    import yaml
+    from pyhelpers.yamlsrc import load_yaml_file
 
     try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise BadInput(f"--katib-config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise BadInput(f"--katib-config {path}: not YAML: {' '.join(str(exc).split())}") from None
+        doc = load_yaml_file(path).data  # unreadable, not UTF-8, not YAML, alias bombs: one-line BadInput
+    except BadInput as exc:
+        raise BadInput(f"--katib-config {exc}") from None
+    except ValueError:  # a NUL byte in the path (possible through a parameter file)
+        raise BadInput(f"--katib-config {str(path)!r}: not a usable file name") from None
     return from_document(doc, str(path))
 
 
