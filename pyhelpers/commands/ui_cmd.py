@@ -17,7 +17,7 @@ import urllib.request
 
 import click
 
-from pyhelpers.commands._common import load_project_config, log
+from pyhelpers.commands._common import LeafCommand, load_project_config, log
 from pyhelpers.errors import BadInput, OperationFailed
 
 HOST = "127.0.0.1"
@@ -65,7 +65,7 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-@click.command("ui")
+@click.command("ui", cls=LeafCommand)  # the shared input boundary (parameter file, finite numbers)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Port on 127.0.0.1 (0: a free one).")
 @click.option("--ready-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
