@@ -141,6 +141,7 @@ class LocalEngine:
         self._dirty = False  # a snapshot was held back by the rate limit
         self._stop = False
         self._next_index = 1
+        self._lock_path: Path | None = None
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> dict:
@@ -150,8 +151,8 @@ class LocalEngine:
         distributions = self._distributions(optuna)  # bad bounds: exit 2 before anything is touched
         previous_handlers = self._install_signal_handlers()
         try:
-            self._acquire()
             try:
+                self._acquire()
                 previous = self._previous_document()
                 plan = self._plan(previous)
                 if plan == "final":
@@ -239,7 +240,10 @@ class LocalEngine:
         assignments = {p.name: _format_value(p, optuna_trial.params[p.name]) for p in self.spec.parameters}
         pod_dir = self.out_dir / PODS / name
         shutil.rmtree(pod_dir, ignore_errors=True)  # a trial's folder starts empty, as a new pod's volume
-        pod_dir.mkdir(parents=True)
+        try:
+            pod_dir.mkdir(parents=True)
+        except OSError as exc:
+            raise OperationFailed(f"cannot write {pod_dir}: {exc.strerror or exc}") from None
         file_path = self.spec.file_path if self.spec.collector == "File" else None
         paths = trial_path_map(self.image_paths, file_path, pod_dir)
         argv, cwd, extra_env = trial_command(
@@ -254,14 +258,20 @@ class LocalEngine:
             trial.metrics_file = Path(map_path(file_path, paths))
             if not trial.metrics_file.is_absolute():
                 trial.metrics_file = pod_dir / trial.metrics_file
-            trial.metrics_file.parent.mkdir(parents=True, exist_ok=True)  # the volume's mount point exists
+            try:
+                trial.metrics_file.parent.mkdir(parents=True, exist_ok=True)  # the volume's mount point exists
+            except OSError as exc:
+                raise OperationFailed(f"cannot write {trial.metrics_file.parent}: {exc.strerror or exc}") from None
             env["MLOPS_METRICS_FILE"] = str(trial.metrics_file)
         # `python` inside a shell command should also be this interpreter's environment.
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         trial.started_at = st.now()
         trial.start = time.monotonic()
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "wb") as out:
+        try:
+            out = open(log, "wb")  # noqa: SIM115 - closed below, once the trial has its own copy
+        except OSError as exc:
+            raise OperationFailed(f"cannot write {log}: {exc.strerror or exc}") from None
+        with out:
             try:
                 trial.process = subprocess.Popen(
                     argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE,
@@ -614,6 +624,7 @@ class LocalEngine:
                 except FileExistsError:
                     self._clear_stale(path)
                     continue
+                self._lock_path = path  # ours from here on: _release removes it
                 with os.fdopen(fd, "w") as fh:
                     json.dump(record, fh)
                 break
@@ -621,7 +632,6 @@ class LocalEngine:
                 raise OperationFailed(f"cannot take {path}: another engine keeps creating it")
         except OSError as exc:
             raise OperationFailed(f"cannot write {path}: {exc.strerror or exc}") from None
-        self._lock_path = path
         self.guardian = supervise.Guardian(self.cookie)
         atomic_write_json(path, {**record, "guardian_pid": self.guardian.pid}, durable=False)
 
@@ -645,9 +655,8 @@ class LocalEngine:
         supervise.kill_carriers(supervise.RUN_COOKIE, self.cookie)
         if self.guardian is not None:
             self.guardian.stop()
-        lock = getattr(self, "_lock_path", None)
-        if lock is not None:
-            lock.unlink(missing_ok=True)
+        if self._lock_path is not None:
+            self._lock_path.unlink(missing_ok=True)
 
     # -- documents --------------------------------------------------------------------------
     def _initial_document(self) -> dict:
