@@ -13,6 +13,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,test]'
+	$(BIN)/python -m compileall -q pyhelpers  # bytecode even where PYTHONDONTWRITEBYTECODE is set: quick no-op reruns
 	touch $@
 
 setup: $(BIN)/.installed

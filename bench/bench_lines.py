@@ -36,21 +36,25 @@ def run() -> list[dict]:
     try:
         subprocess.run([str(REPO / "examples" / "prepare_demo.sh"), str(project)], check=True,
                        capture_output=True, env=env_with_venv())
-        # free ports, so a server left on the defaults (8080/8082) cannot spoil the run
+        # free ports, so a server left on the defaults (8765/8766) cannot spoil the run
         config = project / "mlops.yaml"
         config.write_text(config.read_text().replace(
             "  replicas: 1\n", f"  replicas: 1\n  serve_port: {_free_port()}\n  metrics_port: {_free_port()}\n"))
         data = _timed([mlops, "line", "data", "--local"], project)
         deploy = _timed([mlops, "line", "deploy", "--local"], project)
-        rerun = _timed([mlops, "line", "data", "--local"], project) + _timed([mlops, "line", "deploy", "--local"],
-                                                                               project)
+        reruns = []
+        for _ in range(3):  # the no-op every multibranch build runs when the data did not change
+            reruns.append(_timed([mlops, "line", "data", "--local"], project)
+                          + _timed([mlops, "line", "deploy", "--local"], project))
+        rerun = sorted(reruns)[1]
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         subprocess.run([mlops, "deploy", "stop"], cwd=project, capture_output=True, env=env_with_venv())
         return [
             row("line 1 (data -> 8-trial experiment -> notify)", data, "s"),
             row("line 2 (train -> register -> render -> serve + smoke -> push)", deploy, "s"),
             row("both lines, wall", data + deploy, "s", target="<= 60 s", ok=data + deploy <= 60),
-            row("both lines rerun with nothing new (no-op)", rerun, "s"),
+            row("both lines rerun with nothing new (no-op, median of 3)", rerun, "s", target="<= 1.5 s",
+                ok=rerun <= 1.5),
             row("peak RSS of the largest process", peak_mb, "MB"),
         ]
     finally:

@@ -56,6 +56,31 @@ def make_model(root: Path) -> dict:
             "artifact_uri": client.get_model_version_download_uri("bench-model", version)}
 
 
+def cold_build(cfg, model_dir: str) -> dict:
+    """Build the model's serving environment from nothing: an empty env folder and an empty uv cache
+    (every wheel downloaded), then again with the uv cache warm (the usual case on a CI agent)."""
+    from pyhelpers.deploy.serve import ensure_serving_env
+
+    requirements = (Path(model_dir) / "requirements.txt").read_text(encoding="utf-8")
+    saved = {k: os.environ.get(k) for k in ("MLOPS_SERVING_ENVS_DIR", "UV_CACHE_DIR")}
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="bench-cold-build-") as tmp:
+        try:
+            os.environ["UV_CACHE_DIR"] = str(Path(tmp, "uv-cache"))
+            for label in ("cold", "warm_uv_cache"):
+                os.environ["MLOPS_SERVING_ENVS_DIR"] = str(Path(tmp, f"envs-{label}"))
+                start = time.perf_counter()
+                ensure_serving_env(cfg, requirements)
+                figures[label] = round(time.perf_counter() - start, 2)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    return figures
+
+
 def start_mlflow_serve(model_dir: str, port: int, log_path: Path) -> subprocess.Popen:
     bin_dir = Path(sys.executable).parent  # `mlflow models serve` needs uvicorn on PATH
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -151,6 +176,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternate the servers this many times per level, results pooled (default 3)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--no-cold-build", action="store_true", help="skip the cold serving-env build")
     args = parser.parse_args()
 
     envs = os.environ.get("MLOPS_SERVING_ENVS_DIR") or str(REPO / "build" / "serving-envs")
@@ -160,6 +186,7 @@ def main() -> None:
         cfg = load_config(root / "mlops.yaml", environ={})
         champion = make_model(root)
         example = load_input_example(champion["artifact_uri"])
+        build = {} if args.no_cold_build else cold_build(cfg, champion["artifact_uri"])
         mlserver = serve_local(cfg, champion, port=free_port(), metrics_port=free_port())
         mlflow_port = free_port()
         mlflow_proc = None
@@ -187,8 +214,12 @@ def main() -> None:
 
     ratios = {c: round(results["mlserver"][c]["rps"] / results["mlflow"][c]["rps"], 2) for c in (1, 8)}
     if args.json:
-        print(json.dumps({"results": results, "ratio_rps_mlserver_over_mlflow": ratios}, indent=2))
+        print(json.dumps({"results": results, "ratio_rps_mlserver_over_mlflow": ratios, "env_build_s": build},
+                         indent=2))
         return
+    if build:
+        print(f"serving environment build: {build['cold']} s cold (empty uv cache; target <= 20 s), "
+              f"{build['warm_uv_cache']} s with the uv cache warm")
     print(f"serving a tiny sklearn model: {args.rounds} x {args.requests} requests per row, 1 worker each, "
           f"{os.cpu_count()} cores shared with the client")
     print(f"{'server':<10} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")

@@ -16,6 +16,7 @@ import bench_data  # noqa: E402
 import bench_engine  # noqa: E402
 import bench_lineage  # noqa: E402
 import bench_lines  # noqa: E402
+import bench_ui  # noqa: E402
 import bench_validate  # noqa: E402
 from common import REPO, row  # noqa: E402
 
@@ -29,6 +30,11 @@ def serving(quick: bool) -> list[dict]:
                           capture_output=True, text=True, check=True)
     doc = json.loads(proc.stdout)
     rows = []
+    build = doc.get("env_build_s") or {}
+    if "cold" in build:
+        rows.append(row("serving env build, cold (empty env folder and uv cache)", build["cold"], "s",
+                        target="<= 20 s", ok=build["cold"] <= 20))
+        rows.append(row("serving env build, uv cache warm", build["warm_uv_cache"], "s"))
     for clients in ("1", "8"):
         for server in ("mlserver", "mlflow"):
             r = doc["results"][server][clients]
@@ -50,6 +56,7 @@ SUITES = {
     "lines": lambda quick: bench_lines.run(),
     "lineage-scale": lambda quick: bench_lineage.run((1, 50) if quick else (1, 50, 500)),
     "serving": serving,
+    "ui": lambda quick: bench_ui.run(repeats=1 if quick else 3),
     "validate": lambda quick: bench_validate.run(repeats=3 if quick else 7),
 }
 

@@ -153,3 +153,17 @@ def test_init_writes_config_and_an_experiment_both_engines_accept(mlops, tmp_pat
     (root / "src" / "bare.py").write_text("print('hello')\n")
     r = mlops("init", "src/bare.py", "--force", cwd=root)
     assert r.code == 2 and "src/bare.py" in r.err and "add_argument" in r.err, r
+
+
+def test_processed_marker_is_per_profile(project):
+    """A local run must not make `--profile cluster line data` say "nothing to do"."""
+    from pyhelpers import data
+    from pyhelpers.config import load_config
+
+    local = load_config(project / "mlops.yaml", environ={})
+    version, commit = data.data_version(local, "HEAD"), data.scm.head(project)
+    assert data.processed_head(local) is None
+    data.mark_processed(local, version, commit)
+    assert data.processed_head(local) == {"data_version": version, "git_commit": commit, "processed_version": version}
+    cluster = load_config(project / "mlops.yaml", profile="cluster", environ={})
+    assert data.processed_head(cluster) is None and data.load_processed(cluster) is None

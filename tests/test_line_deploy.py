@@ -6,6 +6,7 @@ whole line with `--local`.
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -48,6 +49,7 @@ def test_deploy_line_end_to_end(mlops, tmp_path):
     assert r.code == 0, r
     again = r.json()
     assert again["status"] == "unchanged" and again["candidate_version"] == "1"
+    assert "training key" in again["shortcut"]  # decided from the last run's record, without MLflow
     assert gitops_log(project) == log
 
     # an unrelated commit (notes, a port change) is not a new model: the key is data + code + parameters
@@ -57,6 +59,14 @@ def test_deploy_line_end_to_end(mlops, tmp_path):
     r = mlops("line", "deploy", "--json", cwd=project)
     assert r.code == 0, r
     assert r.json()["status"] == "unchanged" and r.json()["candidate_version"] == "1", r
+    # the store was written behind the line's back (here: a tag on the registered model): the no-op
+    # record is not trusted and the full path runs (and finds nothing to do)
+    db = project / ".mlops" / "mlflow" / "mlflow.db"
+    subprocess.run([sys.executable, "-c", "import sys; from mlflow import MlflowClient; "
+                    "MlflowClient(sys.argv[1]).set_registered_model_tag('taxi-fare', 'note', 'x')",
+                    f"sqlite:///{db}"], check=True, capture_output=True)
+    r = mlops("line", "deploy", "--json", cwd=project)
+    assert r.code == 0 and r.json()["status"] == "unchanged" and "shortcut" not in r.json(), r
     assert "mlops.dirty" not in r.json()["steps"]["train"]["tags"]
 
     # the deployed model traces back to the data it was trained on
@@ -70,6 +80,7 @@ def test_deploy_line_end_to_end(mlops, tmp_path):
     r = mlops("line", "deploy", "--json", cwd=project)
     assert r.code == 0, r
     second = r.json()
+    assert "shortcut" not in second
     assert second["candidate_version"] == "2" and second["reason"]
     if second["promoted"]:
         assert second["champion"]["version"] == "2" and len(gitops_log(project)) == 2

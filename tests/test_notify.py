@@ -163,3 +163,27 @@ def test_block_kit_limits_apply_to_long_values(finished):
     assert len(msg["blocks"][0]["text"]["text"]) == 150
     fields = [f["text"] for b in msg["blocks"] for f in b.get("fields", [])]
     assert fields and max(len(f) for f in fields) <= 2000 and any(f.endswith("…`") or f.endswith("…") for f in fields)
+
+
+def test_report_picture_goes_into_the_message_thread_with_a_bot_token(finished, tmp_path, monkeypatch):
+    from pyhelpers.config import load_config
+
+    cfg = load_config(finished / "mlops.yaml", environ={})
+    picture = tmp_path / "trials.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)  # binary, as a PNG is
+    message = notify.experiment_message(load(finished, "good"))
+    with SlackServer(token=CANARY) as slack:
+        monkeypatch.setenv("SLACK_BOT_TOKEN", CANARY)
+        monkeypatch.setenv("SLACK_API_URL", slack.url + "/api/")
+        delivery = notify.send(cfg, message, "experiment", attachment=str(picture))
+    assert delivery["delivered"] and delivery["file"] == {"uploaded": True, "id": "F0001", "name": "trials.png"}
+    upload = slack.uploads["F0001"]
+    assert upload["data"] == picture.read_bytes() and upload["filename"] == "trials.png"
+    assert upload["channel_id"] == "C123" and upload["thread_ts"] == "1700000000.000100"
+    assert "with trials.png in its thread" in delivery["note"]
+    assert [r["path"] for r in slack.requests] == ["/api/chat.postMessage", "/api/files.getUploadURLExternal",
+                                                   "/upload/F0001", "/api/files.completeUploadExternal"]
+
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    logged = notify.send(cfg, message, "experiment", attachment=str(picture))
+    assert not logged["delivered"] and "goes to Slack only with SLACK_BOT_TOKEN" in logged["note"]

@@ -89,7 +89,7 @@ def cli(port: int, ready_timeout: float):
     url = f"http://{HOST}:{port}"
     log(f"starting the MLflow UI on {uri} at {url}")
     proc = subprocess.Popen(server_command(uri, cfg.mlflow_artifact_root, port), env=server_env(),
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, stdout=sys.stderr, start_new_session=True)  # stdout: ours
     try:
         took = wait_until_answering(url, proc, ready_timeout)
         print(f"MLflow UI: {url} (ready in {took:.1f} s; Ctrl-C to stop)", flush=True)

@@ -143,20 +143,22 @@ def _log_dataset(cfg, run_id: str, data_version: str) -> None:
 
 
 def log_experiment_quietly(cfg, doc: dict) -> dict[str, Any]:
-    """For the data line: the Experiment's outcome stands whatever MLflow says; a failure is a warning."""
+    """For the data line: the Experiment's outcome stands whatever MLflow says; a failure is a warning.
+    Builds the report first (its PNG also goes with the Slack message: ``plot`` in the result)."""
+    report = None
     try:
-        report = None
-        try:
-            from pyhelpers.experiment.report import build_report
+        from pyhelpers.experiment.report import build_report
 
-            report = build_report(cfg, doc["metadata"]["name"])
-        except Exception as exc:  # noqa: BLE001 - no report is no reason to skip the runs
-            _log(f"warning: no report for the Experiment: {exc}")
+        report = build_report(cfg, doc["metadata"]["name"])
+    except Exception as exc:  # noqa: BLE001 - no report is no reason to skip the runs
+        _log(f"warning: no report for the Experiment: {exc}")
+    plot = report["plot"] if report else None
+    try:
         result = log_experiment(cfg, doc, report)
-        if not result["unchanged"]:
-            _log(f"Experiment {doc['metadata']['name']}: parent run {result['parent_run_id']} with "
-                 f"{result['trials']} trial runs; see them with `mlops ui`")
-        return result
     except Exception as exc:  # noqa: BLE001 - the line's result must not depend on the tracking store
         _log(f"warning: the Experiment was not logged to MLflow: {type(exc).__name__}: {exc}")
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        return {"error": f"{type(exc).__name__}: {exc}", "plot": plot}
+    if not result["unchanged"]:
+        _log(f"Experiment {doc['metadata']['name']}: parent run {result['parent_run_id']} with "
+             f"{result['trials']} trial runs; see them with `mlops ui`")
+    return {**result, "plot": plot}

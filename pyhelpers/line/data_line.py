@@ -33,6 +33,10 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
     backend = backend_for(cfg, local=local, live=live, log=_log, image=image)
     # a bad spec stops the line before anything happens
     spec = load_spec(cfg.experiment_file, engine=backend.engine)
+    done = None if force else data.processed_head(cfg)  # the common no-op, decided without DVC
+    if done:
+        _log(f"data {done['data_version']} was already processed: nothing to do (use --force to rerun)")
+        return {"line": "data", **done, "status": "unchanged"}, 0
     state = data.status(cfg)
     version, commit = state["data_version"], state["git_commit"]
     if commit is None:
@@ -69,7 +73,7 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
     message = notify.experiment_message(doc, cfg.notify.link or os.environ.get("BUILD_URL"),
                                         notify.current_champion(cfg))
     try:
-        delivery = notify.send(cfg, message, "experiment")
+        delivery = notify.send(cfg, message, "experiment", attachment=result["mlflow"].get("plot"))
         notification = {"via": delivery["via"], "channel": delivery["channel"], "text": message["text"],
                         "delivered": delivery["delivered"], "note": delivery["note"],
                         "readable": notify.readable(message)}

@@ -25,6 +25,20 @@ def _log(message: str) -> None:
 
 def run_deploy_line(cfg, experiment: str | None = None, serve: bool = True, port: int | None = None,
                     metrics_port: int | None = None) -> tuple[dict[str, Any], int]:
+    from pyhelpers.line import deploy_record
+
+    unchanged = deploy_record.unchanged_result(cfg, experiment, serve, port)  # the common no-op, without MLflow
+    if unchanged is not None:
+        _log(f"unchanged: {unchanged['shortcut']}")
+        return unchanged, 0
+    deploy_record.forget(cfg)
+    result, code = _run_deploy_line(cfg, experiment, serve, port, metrics_port)
+    deploy_record.remember(cfg, result, experiment, serve, port)
+    return result, code
+
+
+def _run_deploy_line(cfg, experiment: str | None, serve: bool, port: int | None,
+                     metrics_port: int | None) -> tuple[dict[str, Any], int]:
     from pyhelpers.deploy import gitops, publish
     from pyhelpers.model import registry, train
 

@@ -232,8 +232,11 @@ def readable(message: dict) -> str:
     return "\n".join(lines)
 
 
-def send(cfg, message: dict, kind: str, channel: str | None = None) -> dict[str, Any]:
-    """Deliver ``message`` and record it in the notification log; returns how it was delivered."""
+def send(cfg, message: dict, kind: str, channel: str | None = None, attachment: str | None = None) -> dict[str, Any]:
+    """Deliver ``message`` and record it in the notification log; returns how it was delivered.
+
+    ``attachment`` (e.g. the report PNG) is uploaded into the message's thread when a bot token is
+    set (files_upload_v2); a webhook cannot carry files. A failed upload is reported, not fatal."""
     channel = channel or cfg.notify.slack_channel
     token = os.environ.get("SLACK_BOT_TOKEN")
     webhook = os.environ.get("SLACK_WEBHOOK_URL")
@@ -245,6 +248,8 @@ def send(cfg, message: dict, kind: str, channel: str | None = None) -> dict[str,
         if token:
             via = "chat.postMessage"
             detail = _post_message(token, channel, message)
+            if attachment and os.path.isfile(attachment):
+                detail["file"] = _upload_file(token, detail, attachment, message["text"])
         elif webhook:
             via = "webhook"
             _post_webhook(webhook, message)
@@ -258,8 +263,16 @@ def send(cfg, message: dict, kind: str, channel: str | None = None) -> dict[str,
         raise OperationFailed(error) from None
     record = {"time": now(), "kind": kind, "channel": channel, "via": via, **detail, "message": message}
     append_jsonl(cfg.notifications_log, record)
+    note = delivery_note(via, channel, str(cfg.notifications_log))
+    if attachment and "file" not in detail:
+        note += f"; the picture {os.path.basename(attachment)} goes to Slack only with SLACK_BOT_TOKEN (a webhook " \
+                "cannot carry files)"
+    elif (detail.get("file") or {}).get("uploaded"):
+        note += f"; with {detail['file']['name']} in its thread"
+    elif detail.get("file"):
+        note += f"; {detail['file']['error']}"
     return {"via": via, "channel": channel, "log": str(cfg.notifications_log), **detail,
-            "delivered": via != "log", "note": delivery_note(via, channel, str(cfg.notifications_log))}
+            "delivered": via != "log", "note": note}
 
 
 def delivery_note(via: str, channel: str | None, log: str) -> str:
@@ -295,7 +308,23 @@ def _post_message(token: str, channel: str, message: dict) -> dict:
         raise OperationFailed(f"Slack chat.postMessage failed: {error}: {hints.get(error, 'see Slack API docs')}") from None
     except Exception as exc:  # noqa: BLE001 - network errors: one line, no token
         raise OperationFailed(f"Slack chat.postMessage failed: {type(exc).__name__}") from None
-    return {"ts": resp.get("ts")}
+    return {"ts": resp.get("ts"), "channel_id": resp.get("channel")}
+
+
+def _upload_file(token: str, posted: dict, path: str, title: str) -> dict:
+    """The file into the thread of the message just posted (files.getUploadURLExternal + upload +
+    files.completeUploadExternal, as slack_sdk's files_upload_v2 does)."""
+    from slack_sdk import WebClient
+
+    client = WebClient(token=token, timeout=30, **_client_kwargs())
+    try:
+        resp = client.files_upload_v2(channel=posted.get("channel_id"), thread_ts=posted.get("ts"), file=path,
+                                      filename=os.path.basename(path), title=_cut(title, 250))
+    except Exception as exc:  # noqa: BLE001 - the message is delivered; the picture is a bonus
+        error = getattr(getattr(exc, "response", None), "get", lambda *_: None)("error") or type(exc).__name__
+        return {"uploaded": False, "error": f"Slack file upload failed: {error}"}
+    files = resp.get("files") or [resp.get("file") or {}]
+    return {"uploaded": True, "id": (files[0] or {}).get("id"), "name": os.path.basename(path)}
 
 
 def _post_webhook(url: str, message: dict) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 
 class SlackServer:
@@ -17,6 +18,7 @@ class SlackServer:
         self.channels = set(channels)
         self.requests: list[dict] = []
         self.responses: list[tuple[int, dict, dict | str]] = []
+        self.uploads: dict[str, dict] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -25,11 +27,14 @@ class SlackServer:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
-                raw = self.rfile.read(length).decode()
+                data = self.rfile.read(length)
+                raw = data.decode(errors="replace")
                 try:
                     body = json.loads(raw)
                 except json.JSONDecodeError:
                     body = {"raw": raw}
+                if self.path.startswith("/upload/"):
+                    body = {"bytes": data}
                 server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 status, headers, payload = server.answer(self.path, self.headers, body)
                 data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
@@ -56,6 +61,33 @@ class SlackServer:
             if body.get("channel") not in self.channels:
                 return 200, {}, {"ok": False, "error": "channel_not_found"}
             return 200, {}, {"ok": True, "channel": "C123", "ts": "1700000000.000100"}
+        # files_upload_v2 (slack_sdk): getUploadURLExternal (form: filename, length) -> POST the bytes to the
+        # upload URL -> completeUploadExternal (files=[{id, title}], channel_id); as in Slack's API reference,
+        # a missing filename/length is invalid_arguments and an unknown file id is file_not_found.
+        if path.startswith("/api/files."):
+            if headers.get("Authorization") != f"Bearer {self.token}":
+                return 200, {}, {"ok": False, "error": "invalid_auth"}
+            form = {k: v[0] for k, v in parse_qs(body.get("raw", "")).items()} if "raw" in body else body
+            if path == "/api/files.getUploadURLExternal":
+                if not form.get("filename") or not str(form.get("length", "")).isdigit():
+                    return 200, {}, {"ok": False, "error": "invalid_arguments"}
+                self.uploads["F0001"] = {"filename": form["filename"], "length": int(form["length"]), "data": None}
+                return 200, {}, {"ok": True, "upload_url": f"{self.url}/upload/F0001", "file_id": "F0001"}
+            if path == "/api/files.completeUploadExternal":
+                files = json.loads(form.get("files") or "[]")
+                if not files or any(f.get("id") not in self.uploads or self.uploads[f["id"]]["data"] is None
+                                    for f in files):
+                    return 200, {}, {"ok": False, "error": "file_not_found"}
+                for f in files:
+                    self.uploads[f["id"]].update(title=f.get("title"), channel_id=form.get("channel_id"),
+                                                 thread_ts=form.get("thread_ts"))
+                return 200, {}, {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
+        if path.startswith("/upload/"):
+            upload = self.uploads.get(path.rsplit("/", 1)[1])
+            if upload is None or len(body["bytes"]) != upload["length"]:
+                return 400, {}, "length mismatch"
+            upload["data"] = body["bytes"]
+            return 200, {}, f"OK - {len(body['bytes'])}"
         return 404, {}, {"ok": False, "error": "unknown_method"}
 
     def __enter__(self):
