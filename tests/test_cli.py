@@ -167,3 +167,13 @@ def test_processed_marker_is_per_profile(project):
     assert data.processed_head(local) == {"data_version": version, "git_commit": commit, "processed_version": version}
     cluster = load_config(project / "mlops.yaml", profile="cluster", environ={})
     assert data.processed_head(cluster) is None and data.load_processed(cluster) is None
+
+
+def test_progress_off_a_terminal_is_one_plain_line(capsys):
+    """Jenkins logs get one line per long step (no spinner frames); stdout stays for --json."""
+    from pyhelpers.progress import activity
+
+    with activity("dvc push to remote 'storage'"):
+        pass
+    out, err = capsys.readouterr()
+    assert out == "" and err == "dvc push to remote 'storage'\n"

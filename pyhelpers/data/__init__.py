@@ -355,7 +355,9 @@ def _transfer(cfg, verb: str) -> tuple[str, Any]:
         try:
             if verb == "pull":
                 ensure_available(cfg, repo, remote)
-            with at_root(cfg):
+            from pyhelpers.progress import activity
+
+            with at_root(cfg), activity(f"dvc {verb} {'to' if verb == 'push' else 'from'} remote {remote!r}"):
                 return remote, operation(targets=dvc_files(cfg), remote=remote)
         except DvcException as exc:
             where = "to" if verb == "push" else "from"

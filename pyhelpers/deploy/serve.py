@@ -77,22 +77,13 @@ def _uv() -> str | None:
 
 def _run_logged(argv: list[str], build_log: Path, env: dict[str, str], what: str) -> None:
     """Run one build step, its output appended to the build log, with a live elapsed-time line."""
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from pyhelpers.progress import activity
 
-    console = Console(stderr=True)
     with open(build_log, "a", encoding="utf-8") as out:
         out.write(f"$ {' '.join(argv)}\n")
         out.flush()
-        if not console.is_terminal:  # Jenkins logs: one line per step, no spinner frames
-            _log(f"serving environment: {what}")
+        with activity(f"serving environment: {what}"):
             proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        else:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                          console=console, transient=True) as progress:
-                progress.add_task(f"serving environment: {what}", total=None)
-                proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      env=env)
     if proc.returncode != 0:
         raise OperationFailed(
             f"building the serving environment failed ({what}: exit {proc.returncode}): "
