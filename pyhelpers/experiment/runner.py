@@ -18,7 +18,7 @@ def latest_experiment(cfg) -> str:
 
     path = cfg.state_path("experiments", LATEST_FILE)
     if not path.is_file():
-        raise BadInput("no experiment has run here yet; give --name or run `mlops experiment run --local`")
+        raise BadInput("no experiment has run here yet: run `mlops line data` (or give --name)")
     return path.read_text().strip()
 
 
