@@ -119,6 +119,31 @@ class LeafCommand(click.Command):
                 raise BadInput(f"{ctx.command_path}: {option}: expected a finite number, got {value}")
         return rest
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command with the process-wide guarantees: SIGTERM unwinds like Ctrl-C, credentials
+        never reach stdout/stderr, and a path no file system can hold or a full disk is one line."""
+        _terminate_as_interrupt()
+        _redact_output()
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno not in BAD_PATH_ERRNOS:
+                full = _disk_full(exc)
+                if full is None:
+                    raise
+                raise full from None
+            # a path the user gave that no file system can hold: bad input, not a crash
+            name = str(exc.filename or "")
+            shown = name if len(name) <= 60 else name[:57] + "..."
+            raise BadInput(f"{exc.strerror}: {shown!r}") from None
+        except (MlopsError, click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:
+            full = _disk_full(exc)
+            if full is None:
+                raise
+            raise full from None
+
 
 def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
     """Register a leaf command that returns a ``Result``; adds --json and prints the result."""
@@ -128,27 +153,7 @@ def leaf(group: click.Group, name: str | None = None, **kwargs) -> Callable:
         @click.option("--debug", is_flag=True, hidden=True, expose_value=False, help="Show tracebacks on errors.")
         @functools.wraps(fn)
         def wrapper(as_json: bool, **params: Any):
-            _terminate_as_interrupt()
-            _redact_output()
-            try:
-                result = fn(**params)
-            except OSError as exc:
-                if exc.errno not in BAD_PATH_ERRNOS:
-                    full = _disk_full(exc)
-                    if full is None:
-                        raise
-                    raise full from None
-                # a path the user gave that no file system can hold: bad input, not a crash
-                name = str(exc.filename or "")
-                shown = name if len(name) <= 60 else name[:57] + "..."
-                raise BadInput(f"{exc.strerror}: {shown!r}") from None
-            except MlopsError:
-                raise
-            except Exception as exc:
-                full = _disk_full(exc)
-                if full is None:
-                    raise
-                raise full from None
+            result = fn(**params)
             emit(result, as_json)
             if result.exit_code:
                 sys.exit(result.exit_code)

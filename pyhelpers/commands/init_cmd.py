@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pyhelpers.commands._common import Result
+from pyhelpers.commands._common import LeafCommand, Result
 from pyhelpers.errors import BadInput
 
 SKIPPED_OPTIONS = {"seed", "random-state", "random_seed", "random-seed", "verbose", "workers", "n-jobs", "epochs-log"}
@@ -158,7 +158,7 @@ mlflow:
 """
 
 
-@click.command("init")
+@click.command("init", cls=LeafCommand)  # the shared input boundary of every command
 @click.argument("script", required=False, metavar="SCRIPT")
 @click.option("--name", help="Project name (default: this folder's name).")
 @click.option("--data", "data_paths", multiple=True, metavar="PATH",

@@ -30,6 +30,7 @@ CLI_VALUES = {"dotdot": "../x", "empty": "", "long": "x" * 10_000}
 PARAM_VALUES = {"object": {"a": 1}, "list": ["a", {"b": 2}], "nan": math.nan, "inf": math.inf, "nul": "a\x00b",
                 "dotdot": "../x"}
 BARE_EXCEPTION = "run with --debug for the traceback"
+CASE_SECONDS = 60  # a case still running by then fails (exit 130) instead of hanging the suite
 
 
 def _commands() -> list[tuple[str, click.Command]]:
@@ -104,10 +105,18 @@ def test_hostile_value(case_id, argv, params, sandbox, monkeypatch, capsys):
         params_file.write_text(json.dumps(params))  # NaN/Infinity as Python writes them, as json.load reads them
         monkeypatch.setenv("MLOPS_PARAMS_FILE", str(params_file))
     old_term = signal.getsignal(signal.SIGTERM)
+
+    def too_long(signum, frame):  # e.g. a foreground server (mlops ui) started with a value it accepted
+        raise KeyboardInterrupt(f"{case_id}: still running after {CASE_SECONDS} s")
+
+    old_alarm = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(CASE_SECONDS)
     try:
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
     finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old_alarm)
         signal.signal(signal.SIGTERM, old_term)
         if params is not None:
             (sandbox / "tmpdir" / "params.json").unlink()
