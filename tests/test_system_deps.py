@@ -32,7 +32,7 @@ def test_without_root_it_stops_at_once_with_the_exact_command(tmp_path):
     proc = subprocess.run([str(bin_dir / "bash"), str(SCRIPT)], capture_output=True, text=True, timeout=60,
                           env={"PATH": str(bin_dir)})
     assert proc.returncode == 1, proc
-    assert "missing system packages: git groovy default-jre-headless npm prometheus openssl" in proc.stderr
+    assert "missing system packages: git groovy default-jre-headless npm prometheus openssl python3 python3-venv" in proc.stderr
     assert ("run as root: sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends "
-            "git groovy default-jre-headless npm prometheus openssl'") in proc.stderr
+            "git groovy default-jre-headless npm prometheus openssl python3 python3-venv'") in proc.stderr
     assert not (tmp_path / "apt-get-ran").exists() and proc.stdout == ""
