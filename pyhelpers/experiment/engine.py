@@ -142,6 +142,7 @@ class LocalEngine:
         self._stop = False
         self._next_index = 1
         self._lock_path: Path | None = None
+        self._clean = False  # the final status is written: the guardian has nothing to mark
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> dict:
@@ -157,9 +158,12 @@ class LocalEngine:
                 plan = self._plan(previous)
                 if plan == "final":
                     self.reporter.final(previous)
+                    self._clean = True
                     return previous
                 study, grid_size = self._prepare(optuna, distributions, previous, plan)
-                return self._loop(study, distributions, grid_size)
+                doc = self._loop(study, distributions, grid_size)
+                self._clean = True
+                return doc
             finally:
                 self._release()
         finally:
@@ -487,7 +491,7 @@ class LocalEngine:
         same_study = _comparable(old_spec) == _comparable(self.spec.spec)
         edited = not same_study or any(old_spec.get(k) != self.spec.spec.get(k) for k in EDITABLE)
         where = f"remove {self.out_dir} or run it under another --name"
-        if phase in UNFINISHED_PHASES or reason == INTERRUPTED:
+        if phase in UNFINISHED_PHASES or reason in (INTERRUPTED, supervise.ENGINE_KILLED):
             if not same_study:
                 raise BadInput(f"experiment {self.name} did not finish and its spec has changed: it can continue "
                                f"only with the same spec (Katib allows editing only spec.{', spec.'.join(EDITABLE)}); "
@@ -632,7 +636,7 @@ class LocalEngine:
                 raise OperationFailed(f"cannot take {path}: another engine keeps creating it")
         except OSError as exc:
             raise OperationFailed(f"cannot write {path}: {exc.strerror or exc}") from None
-        self.guardian = supervise.Guardian(self.cookie)
+        self.guardian = supervise.Guardian(self.cookie, self.out_dir / st.STATUS_FILE)
         atomic_write_json(path, {**record, "guardian_pid": self.guardian.pid}, durable=False)
 
     def _clear_stale(self, path: Path) -> None:
@@ -645,6 +649,11 @@ class LocalEngine:
         if supervise.is_same_process(pid, ticks):
             raise OperationFailed(f"experiment {self.name} is being run by another engine (pid {pid}, since "
                                   f"{old.get('started', '?')}); wait for it or stop it")
+        guardian = old.get("guardian_pid")
+        if isinstance(guardian, int):  # the dead engine's guardian may still be marking its status
+            deadline = time.monotonic() + 10
+            while supervise.start_ticks(guardian) is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
         killed = supervise.kill_carriers(supervise.RUN_COOKIE, cookie)
         if killed:
             self.reporter.note(f"killed {killed} leftover process(es) of the engine that ran {self.name} before "
@@ -654,7 +663,8 @@ class LocalEngine:
     def _release(self) -> None:
         supervise.kill_carriers(supervise.RUN_COOKIE, self.cookie)
         if self.guardian is not None:
-            self.guardian.stop()
+            # only a status this engine wrote and did not finish is the guardian's to mark
+            self.guardian.stop(clean=self._clean or not self._written)
         if self._lock_path is not None:
             self._lock_path.unlink(missing_ok=True)
 

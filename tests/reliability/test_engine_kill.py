@@ -101,14 +101,22 @@ def test_sigkill_of_the_engine_then_rerun(tmp_path, guardian_killed):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    before = doc_of(tmp_path)
-    assert before["status"]["conditions"][-1]["type"] == "Running"  # what a SIGKILL leaves: stale, but whole
     pids = [pid for group in recorded(tmp_path).values() for pid in group]
     if guardian_killed:
         time.sleep(0.5)
         assert any(alive(pid) for pid in pids), "nothing was left to clean up: the case tests nothing"
-    else:  # the guardian kills every process of the run at once
+        before = doc_of(tmp_path)
+        assert before["status"]["conditions"][-1]["type"] == "Running"  # stale until the rerun, but whole
+        stopped_condition = "Running"
+    else:  # the guardian kills every process of the run at once and marks the status
         wait_until(lambda: not any(alive(pid) for pid in pids), 10, "the trials and daemons to die")
+        wait_until(lambda: doc_of(tmp_path)["status"]["conditions"][-1]["type"] == "Failed", 10, "the status")
+        before = doc_of(tmp_path)
+        cond = before["status"]["conditions"][-1]
+        assert cond["reason"] == "ExperimentEngineKilled" and before["status"]["trialsRunning"] == 0
+        assert [c["status"] for c in before["status"]["conditions"] if c["type"] == "Running"] == ["False"]
+        assert before["status"]["trialsKilled"] == 2 and len(before["status"]["killedTrialList"]) == 2
+        stopped_condition = "Killed"
 
     (tmp_path / "block").unlink()
     r = run_mlops("experiment", "run", "--local", "--json", str(path), cwd=tmp_path, timeout=120)
@@ -117,7 +125,7 @@ def test_sigkill_of_the_engine_then_rerun(tmp_path, guardian_killed):
     doc = r.json()
     kept = [t for t in before["trials"] if t["condition"] == "Succeeded"]
     assert doc["trials"][:2] == kept  # the completed trials continue as they were
-    stopped = [t for t in before["trials"] if t["condition"] == "Running"]
+    stopped = [t for t in before["trials"] if t["condition"] == stopped_condition]
     assert len(stopped) == 2
     rerun = {json.dumps(t["parameterAssignments"]) for t in doc["trials"][2:4]}
     assert rerun == {json.dumps(t["parameterAssignments"]) for t in stopped}  # run again with their assignments
@@ -179,3 +187,29 @@ def test_the_engine_pidfile_refuses_a_live_engine_and_clears_a_dead_ones_leftove
         if leftover.poll() is None:
             leftover.kill()
     assert doc["status"]["trialsSucceeded"] == 1 and not (out / "engine.json").exists()
+
+
+def test_an_engine_that_crashes_leaves_no_running_status(tmp_path, monkeypatch):
+    """A bug in the engine after its first trial started: the exception propagates, the trial is
+    stopped, and the guardian marks the status it had written (Failed, ExperimentEngineKilled);
+    a rerun continues from it."""
+    from pyhelpers.experiment.engine import LocalEngine, PlainReporter
+    from pyhelpers.experiment.spec import load_spec
+
+    spec = load_spec(write_experiment(tmp_path, max_trials=2))
+    out = tmp_path / ".mlops" / "experiments" / "exp"
+    quiet = PlainReporter(lambda line: None)
+
+    def broken(self, trial, study):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(LocalEngine, "_finish", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        LocalEngine(spec, out, reporter=quiet).run()
+    doc = json.loads((out / "experiment.json").read_text())
+    assert doc["status"]["conditions"][-1]["reason"] == "ExperimentEngineKilled"
+    assert doc["status"]["trialsRunning"] == 0 and [t["condition"] for t in doc["trials"]] == ["Killed"]
+    monkeypatch.undo()
+    again = LocalEngine(spec, out, reporter=quiet).run()
+    assert [t["condition"] for t in again["trials"]] == ["Succeeded", "Succeeded"]
+    assert again["status"]["conditions"][-1]["reason"] == "ExperimentMaxTrialsReached"
