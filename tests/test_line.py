@@ -54,3 +54,25 @@ def test_uncommitted_data_and_bad_spec_stop_the_line(mlops, project):
     assert r.code == 2 and "experiment.yaml" in r.err and "maxTrialCount" in r.err, r
     assert len(r.err.strip().splitlines()) == 1, r
     assert not (project / ".mlops" / "experiments").exists()
+
+
+def test_the_line_reaches_either_engine_through_one_seam(tmp_path):
+    """backend_for picks the engine; both backends offer the same calls, so line 1 never branches on it."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from pyhelpers.errors import BadInput
+    from pyhelpers.experiment.backends import KatibBackend, LocalBackend, backend_for
+
+    cfg = SimpleNamespace(experiment=SimpleNamespace(engine="katib", timeout_minutes=2), image_path_map=dict)
+    assert isinstance(backend_for(cfg, local=False), KatibBackend)
+    assert backend_for(cfg, local=False).timeout_seconds == 120
+    assert isinstance(backend_for(cfg, local=True), LocalBackend)
+    cfg.experiment.engine = "local"
+    assert isinstance(backend_for(cfg, local=False), LocalBackend)
+    with pytest.raises(BadInput, match="--image is for Experiments on Katib"):
+        backend_for(cfg, local=True, image="registry/x:1")
+    for cls in (LocalBackend, KatibBackend):
+        assert {"submit", "wait", "run", "best", "status_document"} <= set(dir(cls))
+    assert (LocalBackend.engine, KatibBackend.engine) == ("local", "katib")
