@@ -81,7 +81,10 @@ def make_project(dest: Path, rows: int = 600, batches: int = 1, max_trials: int 
     dvc(dest, "config", "core.analytics", "false")
     if max_trials is not None:
         spec = dest / "katib" / "experiment.yaml"
-        spec.write_text(spec.read_text().replace("maxTrialCount: 8", f"maxTrialCount: {max_trials}"))
+        text = spec.read_text().replace("maxTrialCount: 8", f"maxTrialCount: {max_trials}")
+        # Katib refuses maxFailedTrialCount > maxTrialCount (its webhook): keep the example's 3 within reach
+        text = text.replace("maxFailedTrialCount: 3", f"maxFailedTrialCount: {min(3, max_trials)}")
+        spec.write_text(text)
     for batch in range(1, batches + 1):
         add_batch(dest, batch, rows, commit=False)
     git(dest, "add", "-A")
