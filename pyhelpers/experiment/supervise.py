@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 
 RUN_COOKIE = "MLOPS_ENGINE_COOKIE"  # every trial of one engine run
+HAS_PROC = os.path.isdir("/proc/self")
 TRIAL_COOKIE = "MLOPS_TRIAL_COOKIE"  # the processes of one trial
 
 
@@ -41,6 +42,8 @@ def carriers(variable: str, value: str) -> list[int]:
     needle = f"{variable}={value}".encode()
     me = os.getpid()
     found = []
+    if not HAS_PROC:  # no /proc (macOS): only process groups are killed
+        return found
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
             continue
@@ -72,7 +75,16 @@ def kill_carriers(variable: str, value: str, rounds: int = 20) -> int:
 
 
 def start_ticks(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot): with the pid it names one process, never a reused pid."""
+    """The process's start time (clock ticks since boot): with the pid it names one process, never a reused pid.
+    Without /proc: 0 while the pid exists (a reused pid then counts as alive: the safe side)."""
+    if not HAS_PROC:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return 0
+        return 0
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
@@ -144,7 +156,7 @@ while True:
         break
     received += chunk
 needle = f"{variable}={value}".encode()
-for _ in range(20):
+for _ in range(20 if os.path.isdir("/proc/self") else 0):
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
