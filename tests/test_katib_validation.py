@@ -644,3 +644,33 @@ def test_katib_config_files_that_are_not_katib_configs_are_bad_input(tmp_path):
     assert r.code == 2 and "--katib-config missing.yaml" in r.err and len(r.err.strip().splitlines()) == 1, r
     r = run_mlops("experiment", "validate", "--katib-config", "missing.yaml", "exp.yaml", cwd=tmp_path)
     assert r.code == 2 and "--katib-config applies to --engine katib" in r.err, r
+
+
+PROMETHEUS_CONFIG = """\
+apiVersion: config.kubeflow.org/v1beta1
+kind: KatibConfig
+runtime:
+  metricsCollectors:
+    - kind: PrometheusMetric
+      image: ghcr.io/kubeflow/katib/prometheus-metrics-collector:v0.19.0
+  suggestions:
+    - algorithmName: random
+      image: ghcr.io/kubeflow/katib/suggestion-hyperopt:v0.19.0
+"""
+
+
+@pytest.mark.parametrize("http, refusal", [
+    ({}, None),  # Katib's defaults: port 8080, path /metrics
+    ({"port": 9090, "path": "/m"}, None),
+    ({"port": "http"}, r"httpGet.port: 'http': Katib refuses it: must be a positive integer"),
+    ({"path": "metrics"}, r"httpGet.path: 'metrics': Katib refuses it: path is invalid"),
+])
+def test_prometheus_collector_where_katib_config_has_it(http, refusal):
+    """Rule "PrometheusMetric port/path": only reachable with a katib-config that lists the collector."""
+    config = katib_config.from_document(yaml.safe_load(PROMETHEUS_CONFIG), "test katib-config")
+    doc = spec_of(collector({"collector": {"kind": "PrometheusMetric"}, "source": {"httpGet": http}}))
+    if refusal is None:
+        assert load(doc, config=config).collector == "PrometheusMetric"
+    else:
+        with pytest.raises(BadInput, match=refusal):
+            load(doc, config=config)

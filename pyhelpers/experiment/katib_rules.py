@@ -314,9 +314,10 @@ def check_collector(spec: dict, cfg: KatibConfig, fail: Fail) -> tuple[str, dict
     fsp = dict(source.get("fileSystemPath") or {})
     floc = loc + ("source", "fileSystemPath")
     if kind == "File":
-        fsp.setdefault("kind", "File")
-        fsp.setdefault("path", "/var/log/katib/metrics.log")  # common.DefaultFilePath
-        fsp.setdefault("format", "TEXT")
+        # experiment_defaults.go fills empty values (absent or "") before the webhook looks
+        fsp["kind"] = fsp.get("kind") or "File"
+        fsp["path"] = fsp.get("path") or "/var/log/katib/metrics.log"  # common.DefaultFilePath
+        fsp["format"] = fsp.get("format") or "TEXT"
         if fsp["kind"] != "File" or not PurePosixPath(str(fsp["path"])).is_absolute():
             raise fail(floc + ("path",), f"{fsp['path']!r}: Katib refuses it: the File collector needs an absolute "
                        "path of kind File")
@@ -326,8 +327,8 @@ def check_collector(spec: dict, cfg: KatibConfig, fail: Fail) -> tuple[str, dict
             raise fail(loc + ("source", "filter"), "Katib refuses it: filter must be nil when the format of the "
                        "metrics file is JSON")
     elif kind == "TensorFlowEvent":
-        fsp.setdefault("kind", "Directory")
-        fsp.setdefault("path", "/var/log/katib/tfevent/")
+        fsp["kind"] = fsp.get("kind") or "Directory"
+        fsp["path"] = fsp.get("path") or "/var/log/katib/tfevent/"
         if fsp["kind"] != "Directory" or not PurePosixPath(str(fsp["path"])).is_absolute():
             raise fail(floc + ("path",), "Katib refuses it: TensorFlowEvent needs an absolute directory path "
                        "(fileSystemPath kind Directory)")
@@ -335,8 +336,8 @@ def check_collector(spec: dict, cfg: KatibConfig, fail: Fail) -> tuple[str, dict
             raise fail(floc + ("format",), "Katib refuses it: must be empty for TensorFlowEvent")
     elif kind == "PrometheusMetric":
         http = (source.get("httpGet") or {})
-        port = http.get("port", 8080)
-        path = http.get("path", "/metrics")
+        port = http.get("port") or 8080  # defaults for "" and 0, as experiment_defaults.go sets them
+        path = http.get("path") or "/metrics"
         if not re.fullmatch(r"[+-]?\d+", str(port)) or int(port) <= 0:
             raise fail(loc + ("source", "httpGet", "port"), f"{port!r}: Katib refuses it: must be a positive integer "
                        "for PrometheusMetric")
