@@ -44,9 +44,10 @@ def run() -> list[dict]:
         deploy = _timed([mlops, "line", "deploy", "--local"], project)
         reruns = []
         for _ in range(3):  # the no-op every multibranch build runs when the data did not change
-            reruns.append(_timed([mlops, "line", "data", "--local"], project)
-                          + _timed([mlops, "line", "deploy", "--local"], project))
-        rerun = sorted(reruns)[1]
+            reruns.append((_timed([mlops, "line", "data", "--local"], project),
+                           _timed([mlops, "line", "deploy", "--local"], project)))
+        noop_data, noop_deploy, rerun = (sorted(x)[1] for x in ([d for d, _ in reruns], [p for _, p in reruns],
+                                                                [d + p for d, p in reruns]))
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         subprocess.run([mlops, "deploy", "stop"], cwd=project, capture_output=True, env=env_with_venv())
         return [
@@ -55,6 +56,8 @@ def run() -> list[dict]:
             row("both lines, wall", data + deploy, "s", target="<= 60 s", ok=data + deploy <= 60),
             row("both lines rerun with nothing new (no-op, median of 3)", rerun, "s", target="<= 1.5 s",
                 ok=rerun <= 1.5),
+            row("  of which line 1 no-op (no DVC import)", noop_data, "s"),
+            row("  of which line 2 no-op (no MLflow import)", noop_deploy, "s"),
             row("peak RSS of the largest process", peak_mb, "MB"),
         ]
     finally:
