@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -70,11 +71,50 @@ def snapshot(name: str, target: dict, run: dict) -> Path:
     return ws
 
 
+def failure_of(ws: Path) -> str | None:
+    """Why mutmut could not measure a target (e.g. a test failing on the unmutated snapshot), or None."""
+    log = ws / "mutmut.log"
+    if not log.is_file():
+        return "not run"
+    text = log.read_text(errors="replace").replace("\r", "\n")
+    if "failed to collect stats" not in text and "Failed to run clean test" not in text:
+        return None
+    failed = [line.strip() for line in text.splitlines() if line.startswith(("FAILED ", "E  "))]
+    return "the tests fail on the unmutated snapshot: " + (failed[0] if failed else "see mutmut.log")
+
+
+def mutants_of(ws: Path, target: dict) -> list[str]:
+    meta = ws / "mutants" / (target["module"] + ".meta")
+    codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.is_file() else {}
+    patterns = [f"{dotted(target['module'])}.{glob}" for glob in target["functions"]]
+    return sorted(k for k in codes if any(fnmatch.fnmatchcase(k, p) for p in patterns))
+
+
+def select_by_lines(ws: Path, target: dict, log) -> list[str]:
+    """The target's mutants whose original line matches one of ``lines`` (the decision's lines of a
+    long function). mutmut first generates the mutants and maps tests to functions; it then stops,
+    as no mutant is named ``__lines_first__``."""
+    subprocess.run([str(BIN / "mutmut"), "run", f"{dotted(target['module'])}.__lines_first__"], cwd=ws,
+                   stdout=log, stderr=subprocess.STDOUT)
+    names = mutants_of(ws, target)
+    diffs = diffs_of(ws, names)
+    chosen = []
+    for name in names:
+        removed = [line[1:].strip() for line in diffs.get(name, "").splitlines()
+                   if line.startswith("-") and not line.startswith("---")]
+        if any(re.search(rx, line) for rx in target["lines"] for line in removed):
+            chosen.append(name)
+    (ws / "selected.json").write_text(json.dumps(chosen, indent=1) + "\n")
+    return chosen
+
+
 def run_target(name: str, target: dict, run: dict) -> float:
     ws = snapshot(name, target, run)
     patterns = [f"{dotted(target['module'])}.{glob}" for glob in target["functions"]]
     started = time.monotonic()
     with open(ws / "mutmut.log", "w") as log:
+        if target.get("lines"):
+            patterns = select_by_lines(ws, target, log) or patterns
         proc = subprocess.run([str(BIN / "mutmut"), "run", "--max-children", str(run.get("max_children", 2)),
                                *patterns], cwd=ws, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
@@ -92,8 +132,10 @@ def statuses(ws: Path, target: dict) -> dict[str, str]:
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     module = dotted(target["module"])
     patterns = [f"{module}.{glob}" for glob in target["functions"]]
+    selected = ws / "selected.json"
+    chosen = set(json.loads(selected.read_text())) if target.get("lines") and selected.is_file() else None
     return {key: status_by_exit_code[code] for key, code in codes.items()
-            if any(fnmatch.fnmatchcase(key, p) for p in patterns)}
+            if any(fnmatch.fnmatchcase(key, p) for p in patterns) and (chosen is None or key in chosen)}
 
 
 # Run inside a target's folder: prints {mutant: diff} for the names on stdin (one process for all).
@@ -155,7 +197,7 @@ def report(name: str, target: dict, equivalents: list[dict], seconds: float | No
             survivors.append(entry)
     killed = sum(s in KILLED for s in found.values())
     scored = len(found) - len(equivalent)
-    return {"target": name, "module": target["module"], "functions": target["functions"],
+    return {"target": name, "module": target["module"], "functions": target["functions"], "error": failure_of(ws),
             "tests": target["tests"], "total": len(found), "killed": killed,
             "survived": len(survivors), "untested": len(untested), "equivalent": len(equivalent),
             "score": round(killed / scored, 4) if scored else None, "seconds": seconds,
@@ -217,6 +259,8 @@ def main() -> int:
           f"{sum(r['untested'] for r in results):>8} {total - scored:>7} "
           f"{(f'{overall:.1%}' if overall is not None else '-'):>7}")
     for r in results:
+        if r["error"]:
+            print(f"  NOT MEASURED {r['target']}: {r['error'][:300]} ({OUT / r['target'] / 'mutmut.log'})")
         for s in r["surviving"]:
             print(f"  survived  {r['target']}: {s['function']}: {s['change']}" + (
                 f" [{s['status']}]" if s["status"] != "survived" else ""))

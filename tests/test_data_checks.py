@@ -114,6 +114,21 @@ def test_data_already_processed_is_a_no_op(project):
     assert not (project / ".mlops" / "experiments").exists()
 
 
+def test_the_processed_head_is_recognised_from_git_and_the_marker_alone(project):
+    cfg = cfg_of(project)
+    head, version = git(project, "rev-parse", "HEAD").strip(), data.data_version(cfg)
+    assert data.processed_head(cfg) is None                      # nothing processed yet
+    data.mark_processed(cfg, "dv-0123456789ab", head)
+    assert data.processed_head(cfg) is None                      # another version was processed
+    data.mark_processed(cfg, version, "0" * 40)
+    assert data.processed_head(cfg) == {"data_version": version, "git_commit": head, "processed_version": version}
+    (project / "data" / "trips.dvc").write_text("outs: []\n")    # a broken .dvc file committed at HEAD:
+    git(project, "commit", "-qam", "broken")                     # the full status must explain it
+    assert data.processed_head(cfg) is None
+    with pytest.raises(BadInput, match="outs"):
+        run_line(cfg)
+
+
 def test_a_project_without_a_commit_is_refused(tmp_path, project):
     fresh = tmp_path / "fresh"
     fresh.mkdir()
