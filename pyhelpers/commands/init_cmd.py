@@ -159,7 +159,7 @@ mlflow:
 
 
 @click.command("init", cls=LeafCommand)  # the shared input boundary of every command
-@click.argument("script", required=False, metavar="SCRIPT")
+@click.argument("script", required=False, metavar="[SCRIPT]")
 @click.option("--name", help="Project name (default: this folder's name).")
 @click.option("--data", "data_paths", multiple=True, metavar="PATH",
               help="DVC-tracked data folder (repeatable; default: data).")
