@@ -584,7 +584,7 @@ class KatibStandIn:
         ns, name = meta["namespace"], meta["name"]
         max_trials, parallel = int(spec.get("maxTrialCount") or 1), int(spec.get("parallelTrialCount") or 1)
         max_failed = spec.get("maxFailedTrialCount")
-        self.kube.patch("kubeflow.org/v1beta1", "experiments", ns, name, {"status": katib_experiment_status(exp, [], None)})
+        self._status(ns, name, katib_experiment_status(exp, [], None))
         trials: list[dict] = []
         running: list[dict] = []
         lock = threading.Lock()
@@ -595,16 +595,14 @@ class KatibStandIn:
             trial = self.create_trial(exp, trial_name, assignments)
             with lock:
                 running.append(trial)
-                self.kube.patch("kubeflow.org/v1beta1", "experiments", ns, name,
-                                {"status": katib_experiment_status(exp, trials + running, None)})
+                self._status(ns, name, katib_experiment_status(exp, trials + running, None))
             final = self.run_trial(exp, trial)
             if final is None:  # its pod never starts: the Trial stays Running, and so does the Experiment
                 return
             with lock:
                 running.remove(trial)
                 trials.append(final)
-                self.kube.patch("kubeflow.org/v1beta1", "experiments", ns, name,
-                                {"status": katib_experiment_status(exp, trials + running, None)})
+                self._status(ns, name, katib_experiment_status(exp, trials + running, None))
 
         started = 0
         while started < max_trials and not self.stop.is_set():
@@ -628,7 +626,15 @@ class KatibStandIn:
         else:
             status = katib_experiment_status(exp, trials, "Succeeded", "ExperimentMaxTrialsReached",
                                              "Experiment has succeeded because max trial count has reached", best=best)
-        self.kube.patch("kubeflow.org/v1beta1", "experiments", ns, name, {"status": status})
+        self._status(ns, name, status)
+
+    def _status(self, ns: str, name: str, status: dict) -> None:
+        """Replace the Experiment's status (an update of the status subresource, as Katib's controller
+        does: counts that dropped to zero disappear, unlike in a merge patch)."""
+        with self.kube.lock:
+            exp = self.kube.get("kubeflow.org/v1beta1", "experiments", ns, name)
+            if exp is not None:
+                self.kube.put({**exp, "status": status}, "experiments")
 
     @staticmethod
     def _condition(trial: dict) -> str:
