@@ -276,7 +276,10 @@ class Config:
         return (self.root / self.model.state_dir).resolve()
 
     def state_path(self, *parts: str) -> Path:
-        return self.state.joinpath(*parts)
+        """A path inside the state folder; a part that is absolute or climbs out (``..``) is exit 2."""
+        from pyhelpers.fsutil import confined
+
+        return confined(self.state, *parts, resolve=False)
 
     def project_path(self, rel: str) -> Path:
         p = Path(rel)

@@ -35,7 +35,7 @@ def dns1123_name(value: object, field: str, max_len: int = 63, source: str | Non
     return value
 
 
-def confined(base: str | os.PathLike, *parts: str | os.PathLike) -> Path:
+def confined(base: str | os.PathLike, *parts: str | os.PathLike, resolve: bool = True) -> Path:
     """``base/parts...`` resolved; refused (exit 2) unless it stays inside ``base``.
 
     Every path the project writes or deletes under its state folder goes through this. Parts must be
@@ -43,7 +43,7 @@ def confined(base: str | os.PathLike, *parts: str | os.PathLike) -> Path:
     the state folder), and the resolved path must still be inside ``base`` (a symlink planted in the
     state folder cannot redirect a delete). Pass the narrowest base, e.g. ``state/experiments``.
     """
-    root = Path(base).resolve()
+    root = Path(base).resolve() if resolve else Path(base)
     for part in parts:
         text = os.fspath(part)
         shown = text if len(text) <= 60 else text[:57] + "..."
@@ -51,6 +51,8 @@ def confined(base: str | os.PathLike, *parts: str | os.PathLike) -> Path:
             raise BadInput(f"path {shown!r} contains a NUL byte")
         if not text or os.path.isabs(text) or ".." in Path(text).parts:
             raise BadInput(f"path {shown!r} must be a relative path inside {root} without '..'")
+    if not resolve:  # the parts alone are checked: a folder the user linked elsewhere on purpose stays usable
+        return root.joinpath(*parts)
     target = root.joinpath(*parts).resolve()
     if target != root and root not in target.parents:
         shown = "/".join(os.fspath(p) for p in parts)[:80]
