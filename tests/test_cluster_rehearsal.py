@@ -68,10 +68,14 @@ def _missing_tools() -> str | None:
 pytestmark = pytest.mark.skipif(_missing_tools() is not None, reason=str(_missing_tools()))
 
 
-def _targets() -> list[str]:
+def _targets() -> list:
+    """Every deploy.target the configuration knows; Seldon in `make test`, the others in `make test-all`
+    (each flow takes 1.5-4 minutes on this machine, and the part that differs by target — the manifest
+    and Argo CD's health of it — is also covered fast in test_deploy_render.py and test_argocd_wait.py)."""
     from pyhelpers.config import DeployConfig
 
-    return [t for t in ("seldon", "kserve") if t in typing.get_args(DeployConfig.model_fields["target"].annotation)]
+    known = typing.get_args(DeployConfig.model_fields["target"].annotation)
+    return [t if t == "seldon" else pytest.param(t, marks=pytest.mark.slow) for t in ("seldon", "kserve") if t in known]
 
 
 class Registry:
