@@ -425,3 +425,24 @@ def test_wiring_reaches_every_pod_template_of_the_primary_container_and_refuses_
         image_ref("r/x", "dv-1", "HEAD")
     with pytest.raises(BadInput, match="image repository"):
         image_ref("Registry/X", "dv-1", "0123456789ab")
+
+
+def test_the_agent_trains_on_exactly_the_experiments_data_version(project):
+    """Line 2 in cluster mode: missing data is pulled; another data version is refused, never trained on."""
+    import shutil
+
+    from pyhelpers import data
+    from pyhelpers.config import load_config
+    from pyhelpers.errors import BadInput
+    from pyhelpers.experiment.trial_wiring import ensure_agent_data
+
+    cfg = load_config(project / "mlops.yaml", environ={})
+    version = data.data_version(cfg, "HEAD")
+    data.push(cfg)
+    shutil.rmtree(project / "data" / "trips")  # a fresh agent workspace: the .dvc files, not the data
+    shutil.rmtree(project / ".dvc" / "cache")
+    assert ensure_agent_data(cfg, version)["pulled"] is True
+    assert (project / "data" / "trips").is_dir() and data.status(cfg)["workspace_clean"]
+    assert ensure_agent_data(cfg, version)["pulled"] is False
+    with pytest.raises(BadInput, match="tuned on dv-000000000000"):
+        ensure_agent_data(cfg, "dv-000000000000")

@@ -151,19 +151,31 @@ def submit(file: Path | None, name: str | None, data_version: str | None, image:
     spec = load_spec(path, engine="katib")  # Katib's own features pass; typos and bad values never reach it
     name, data_version, commit = katib.resolve_name(cfg, path, name, data_version)
     if dry_run:
-        import yaml
-
         data = katib.dry_run(cfg, spec, name, data_version, commit, image)
         schema = data["schema"]
         checked = (f"valid {data['trial']['runSpec']['kind']} (Kubernetes {schema['kubernetes']})" if schema["validated"]
                    else f"not schema-checked: {schema['reason']}")
-        human = (f"# Experiment (not submitted)\n{yaml.safe_dump(data['experiment'], sort_keys=False)}---\n"
-                 f"# first Trial {data['trial']['name']}: run spec, {checked}\n"
-                 f"{yaml.safe_dump(data['trial']['runSpec'], sort_keys=False)}")
+        human = (f"# Experiment (not submitted)\n{_yaml(data['experiment'])}---\n"
+                 f"# first Trial {data['trial']['name']}: run spec, {checked}\n{_yaml(data['trial']['runSpec'])}")
         return Result(data, human)
     data = katib.submit(cfg, spec, name, data_version, commit, image)
     verb = "created" if data["created"] else f"already exists ({data['phase']})"
     return Result(data, f"Experiment {data['namespace']}/{name} {verb} (image {data['image']})")
+
+
+def _yaml(doc: dict) -> str:
+    """YAML as kubectl users read it: multi-line strings (the data init script) as literal blocks."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper, value: str):
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(doc, Dumper=Dumper, sort_keys=False, width=4096)
 
 
 def _best_human(data: dict, doc: dict) -> str:
