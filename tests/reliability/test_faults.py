@@ -473,7 +473,8 @@ def test_data_line_survives_slack_down(project):
     reports the undelivered notice as a warning, records the data version as processed (a rerun
     is a no-op) and keeps the message in the local notification log."""
     spec = project / "katib" / "experiment.yaml"
-    spec.write_text(spec.read_text().replace("maxTrialCount: 8", "maxTrialCount: 2"))
+    spec.write_text(spec.read_text().replace("maxTrialCount: 8", "maxTrialCount: 2")
+                    .replace("maxFailedTrialCount: 3", "maxFailedTrialCount: 2"))  # Katib: failed <= max
     git(project, "commit", "-qam", "two trials")
     with SlackServer() as slack:
         r = run_mlops("line", "data", "--local", "--json", cwd=project, env=slack_down(slack))
