@@ -22,12 +22,12 @@ def _champion(cfg, champion_file: str | None) -> dict:
     from pyhelpers.deploy.render import check_champion
 
     if champion_file:
-        try:
-            doc = json.loads(Path(champion_file).read_text(encoding="utf-8"))
+        from pyhelpers.fsutil import read_state_json
+
+        try:  # the shared state-file boundary: a folder, bad encoding, NaN/Infinity are exit 2 naming the file
+            doc = read_state_json(champion_file, "champion file")
         except OSError as exc:
             raise BadInput(f"cannot read champion file: {exc.strerror}", source=champion_file) from None
-        except ValueError as exc:
-            raise BadInput(f"invalid JSON: {exc}", source=champion_file) from None
         return check_champion(doc, champion_file)
     from pyhelpers.model.registry import get_champion
 
