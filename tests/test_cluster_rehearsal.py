@@ -341,6 +341,11 @@ def test_cluster_rehearsal(world, target):
         assert pr["head"]["ref"] == "data/batch-2" and pr["base"]["ref"] == "main" and version in (pr["body"] or "")
         assert params_of(branch, "pr open") == {"branch": "data/batch-2", "base": "main"}
         assert not world.kube.items("kubeflow.org/v1beta1", "experiments", NS)  # branches run no Experiment
+        # the data of this version is on the DVC remote (S3), where the trials will pull it from
+        dir_md5 = yaml.safe_load((dev / "data" / "trips.dvc").read_text())["outs"][0]["md5"]
+        stored = {o["Key"] for o in world.s3_client.list_objects_v2(Bucket=DATA_BUCKET).get("Contents", [])}
+        assert f"taxi-fare/files/md5/{dir_md5[:2]}/{dir_md5[2:]}" in stored
+        rows = sum(len(f.read_text().splitlines()) - 1 for f in (dev / "data" / "trips").glob("*.csv"))
 
         # -- 2. the pull request is merged with GitHub's merge commit
         git(dev, "checkout", "-q", "main")
@@ -383,6 +388,9 @@ def test_cluster_rehearsal(world, target):
             pod_log = next(text for (ns, pod_name, c), text in world.kube.pod_logs.items()
                            if pod_name.startswith(trial["metadata"]["name"]) and c == DATA_INIT)
             assert f"mlops: data {version} ready" in pod_log
+            trainer_log = next(text for (ns, pod_name, c), text in world.kube.pod_logs.items()
+                               if pod_name.startswith(trial["metadata"]["name"]) and c == primary["name"])
+            assert f"rows={rows}" in trainer_log  # the trial read both batches: this data version, nothing older
         best = exp["status"]["currentOptimalTrial"]["bestTrialName"]
         assert best in {t["metadata"]["name"] for t in trials}
         # the Slack notice and the hand-over to the deploy job
@@ -394,6 +402,7 @@ def test_cluster_rehearsal(world, target):
         # -- 3. the deploy job: train on the agent from the same data, register, push, Argo CD
         deploy = run_build(world, f"{target}-deploy", repo_url, "main",
                            params={"MLOPS_LINE": "deploy", "EXPERIMENT": exp["metadata"]["name"]})
+        assert params_of(deploy, "model train")["experiment"] == exp["metadata"]["name"]
         gitops = world.gitops_bare
         assert argocd.history, failed(deploy)
         pushed = argocd.history[0]["revision"]  # the deploy line's push, the first revision Argo CD synced
