@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -104,10 +105,11 @@ def test_once_committed_the_new_version_is_a_change_to_process(project):
     assert (state["processed_version"], state["changed"]) == (before, True)
 
 
-def test_data_already_processed_is_a_no_op(project):
+def test_data_already_processed_is_a_no_op_decided_without_dvc(project):
     cfg = cfg_of(project)
     version, commit = data.data_version(cfg), git(project, "rev-parse", "HEAD").strip()
     data.mark_processed(cfg, version, commit)
+    shutil.rmtree(project / ".dvc")  # every build's rerun reads git and the marker only, not DVC's repo
     result, code = run_line(cfg)
     assert (code, result["status"], result["data_version"], result["processed_version"]) == \
         (0, "unchanged", version, version)
@@ -295,13 +297,14 @@ def test_an_undelivered_notice_does_not_undo_the_experiment(project, monkeypatch
     assert data.load_processed(cfg)["data_version"] == result["data_version"]
 
 
-def test_workspace_without_the_data_pulls_it_from_the_remote(project):
+@pytest.mark.parametrize(("removed", "change"), [(("data/trips",), "deleted"),
+                                                 (("data/trips", ".dvc/cache"), "not in cache")])  # a fresh clone
+def test_workspace_without_the_data_pulls_it_from_the_remote(project, removed, change):
     cfg = with_mini_experiment(project)
     data.push(cfg)
-    import shutil
-
-    shutil.rmtree(project / "data" / "trips")
-    assert {c["change"] for c in data.status(cfg)["uncommitted_changes"]} <= {"deleted", "not in cache"}
+    for path in removed:
+        shutil.rmtree(project / path)
+    assert {c["change"] for c in data.status(cfg)["uncommitted_changes"]} == {change}
     result, code = run_line(cfg)
     assert (code, result["status"]) == (0, "completed")
     assert any((project / "data" / "trips").iterdir())

@@ -68,6 +68,12 @@ def test_a_webhook_url_is_blanked_whole_and_by_its_path():
     assert redact_secrets(f"404 for /services/T0/{HOOK_SECRET}", env) == "404 for /***"
 
 
+def test_a_webhook_path_is_blanked_from_eight_characters_whatever_its_last_letter():
+    assert redact_secrets("GET /hooks/T0/B0/abcX done", {"SLACK_WEBHOOK_URL": "https://h/hooks/T0/B0/abcX"}) == \
+        "GET /*** done"
+    assert redact_secrets("404 /abcdefgh", {"SLACK_WEBHOOK_URL": "http://h/abcdefgh/"}) == "404 /***"
+
+
 def test_short_values_and_paths_to_credentials_are_not_blanked():
     env = {"GITHUB_TOKEN": "1234567", "KUBECONFIG": "/home/ci/.kube/config-production",
            "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/hook", "JENKINS_USER": "ci-robot"}
