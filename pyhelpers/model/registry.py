@@ -11,10 +11,10 @@ the history tags, and move the alias last.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from pyhelpers.errors import BadInput, OperationFailed
+from pyhelpers.fsutil import scratch_dir
 from pyhelpers.model import gate
 from pyhelpers.model import tracking as t
 
@@ -167,7 +167,7 @@ def judge(cfg, client, name: str, run, mv) -> dict:
     objective_metric = run.data.tags.get(t.OBJECTIVE_METRIC) or ""
     metric = gate.metric_for(objective_metric)
     direction = gate.METRICS[metric]
-    with tempfile.TemporaryDirectory(prefix="mlops-gate-") as tmp:
+    with scratch_dir(cfg.state, "gate") as tmp:  # under .mlops/tmp/: a killed run's copy is removed next time
         try:
             folder = Path(client.download_artifacts(run.info.run_id, "validation", tmp))
             rows, target = gate.load_validation(folder)
