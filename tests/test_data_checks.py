@@ -124,6 +124,8 @@ def test_the_processed_head_is_recognised_from_git_and_the_marker_alone(project)
     assert data.processed_head(cfg) is None                      # another version was processed
     data.mark_processed(cfg, version, "0" * 40)
     assert data.processed_head(cfg) == {"data_version": version, "git_commit": head, "processed_version": version}
+    add_batch(project, 2, rows=50, commit=False)                 # new data not committed: HEAD still counts
+    assert data.processed_head(cfg) == {"data_version": version, "git_commit": head, "processed_version": version}
     (project / "data" / "trips.dvc").write_text("outs: []\n")    # a broken .dvc file committed at HEAD:
     git(project, "commit", "-qam", "broken")                     # the full status must explain it
     assert data.processed_head(cfg) is None
@@ -170,28 +172,63 @@ def test_a_base_without_the_dvc_file_has_no_data_version(project):
 
 
 # -- .dvc files and the processed marker as inputs ----------------------------------------------------
+def test_a_project_that_is_no_dvc_repository_says_how_to_make_it_one(project):
+    shutil.rmtree(project / ".dvc")
+    with pytest.raises(BadInput) as caught:
+        data.status(cfg_of(project))
+    assert str(caught.value) == (f"{project} is not a DVC repository: run `dvc init` there, then track the data "
+                                 "with `dvc add data/trips`")
+
+
+def test_data_outside_data_paths_does_not_count(project):
+    cfg = cfg_of(project)
+    (project / "notes").mkdir()
+    (project / "notes" / "n.txt").write_text("a")
+    dvc(project, "add", "-q", "notes")
+    (project / "notes" / "n.txt").write_text("changed")   # DVC reports it; the line's data is unchanged
+    state = data.status(cfg)
+    assert state["uncommitted_changes"] == [] and state["workspace_clean"] is True
+
+
 def test_an_untracked_path_says_how_to_track_it(project):
     (project / "data" / "trips.dvc").unlink()
-    with pytest.raises(BadInput, match=r"data.paths\[0\]: data/trips is not tracked by DVC \(no data/trips.dvc\); "
-                                        r"run `dvc add data/trips"):
-        data.read_outs(cfg_of(project))
+    cfg = cfg_of(project)
+    with pytest.raises(BadInput) as caught:
+        data.read_outs(cfg)
+    assert str(caught.value).startswith(f"{cfg.source}: data.paths[0]: data/trips is not tracked by DVC (no "
+                                        "data/trips.dvc); run `dvc add data/trips")
 
 
 def test_a_dvc_file_that_is_a_folder_or_not_text_is_bad_input(project):
     cfg = cfg_of(project)
     dvc_file = project / "data" / "trips.dvc"
     dvc_file.write_bytes(b"\xff\xfe outs")
-    with pytest.raises(BadInput, match="not a UTF-8 text file"):
+    with pytest.raises(BadInput) as caught:
         data.read_outs(cfg)
+    assert str(caught.value) == "data/trips.dvc: not a UTF-8 text file"
     dvc_file.unlink()
     dvc_file.mkdir()
-    with pytest.raises(BadInput, match="is a directory, expected a .dvc file"):
+    with pytest.raises(BadInput) as caught:
         data.read_outs(cfg)
+    assert str(caught.value) == "data/trips.dvc: is a directory, expected a .dvc file"
 
 
 def test_a_revision_without_the_dvc_file_is_bad_input(project):
-    with pytest.raises(BadInput, match=r"data.paths\[0\]: data/trips.dvc does not exist at git revision 'HEAD~5'"):
-        data.read_outs(cfg_of(project), "HEAD~5")
+    cfg = cfg_of(project)
+    with pytest.raises(BadInput) as caught:
+        data.read_outs(cfg, "HEAD~5")
+    assert str(caught.value) == f"{cfg.source}: data.paths[0]: data/trips.dvc does not exist at git revision 'HEAD~5'"
+
+
+def test_every_tracked_path_counts_in_the_data_version(tmp_path):
+    (tmp_path / "mlops.yaml").write_text("project: p\ndata:\n  paths: [data/a, data/BOX/]\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.dvc").write_text(f"outs:\n- md5: {'1' * 32}.dir\n  path: a\n  nfiles: 2\n")
+    (tmp_path / "data" / "BOX.dvc").write_text(f"outs:\n- md5: '{'2' * 32}'\n  path: BOX\n  size: 5\n")
+    cfg = load_config(tmp_path / "mlops.yaml", environ={})
+    assert data.dvc_files(cfg) == ["data/a.dvc", "data/BOX.dvc"]
+    assert [(o["path"], o["md5"], o["dvc_file"]) for o in data.read_outs(cfg)] == [
+        ("data/a", "1" * 32 + ".dir", "data/a.dvc"), ("data/BOX", "2" * 32, "data/BOX.dvc")]
 
 
 def test_processed_marker_is_read_as_an_input(project):
@@ -201,15 +238,26 @@ def test_processed_marker_is_read_as_an_input(project):
     doc = data.mark_processed(cfg, "dv-0123456789ab", "abc123", experiment="exp-01234567")
     assert json.loads(marker.read_text()) == doc and data.load_processed(cfg) == doc
     assert data.mark_processed(cfg, "dv-0123456789ab", None) and data.load_processed(cfg)["git_commit"] is None
+    hint = "processed-data marker (delete it to reprocess)"
     for field, value, message in (
-        ("data_version", "dv-XYZ", r"data_version: 'dv-XYZ' is not a data version \(dv-<12 hex>\)"),
-        ("data_version", "dv-0123456789abc", "is not a data version"),
-        ("git_commit", "not a sha", r"git_commit: 'not a sha' is not a commit id"),
-        ("git_commit", "abc", "is not a commit id"),
+        ("data_version", "dv-XYZ", f"data_version: 'dv-XYZ' is not a data version (dv-<12 hex>); {hint}"),
+        ("data_version", "dv-" + "f" * 50, f"data_version: {'dv-' + 'f' * 37!r} is not a data version (dv-<12 hex>); "
+                                           f"{hint}"),   # a long value is cut to 40 characters
+        ("data_version", None, f"data_version: missing in {hint}"),
+        ("data_version", 12, "data_version: expected str, got int"),
+        ("git_commit", "not a sha", f"git_commit: 'not a sha' is not a commit id; {hint}"),
+        ("git_commit", "abc", f"git_commit: 'abc' is not a commit id; {hint}"),
+        ("git_commit", "a" * 70, f"git_commit: {'a' * 40!r} is not a commit id; {hint}"),
+        ("git_commit", 7, "git_commit: expected str, got int"),
     ):
         marker.write_text(json.dumps({**doc, field: value}))
-        with pytest.raises(BadInput, match=message):
+        with pytest.raises(BadInput) as caught:
             data.load_processed(cfg)
+        assert str(caught.value) == f"{marker}: {message}"  # one line naming the file and the field
+    marker.write_text("{not json")
+    with pytest.raises(BadInput) as caught:
+        data.load_processed(cfg)
+    assert str(caught.value).startswith(f"{marker}:1: invalid JSON in processed-data marker")
 
 
 # -- the whole line on committed data (a tiny Experiment instead of the example's training) ---------
