@@ -197,7 +197,10 @@ def report(name: str, target: dict, equivalents: list[dict], seconds: float | No
             survivors.append(entry)
     killed = sum(s in KILLED for s in found.values())
     scored = len(found) - len(equivalent)
+    made = ws / "pyproject.toml"  # written when the snapshot was taken
+    snapshot_at = time.strftime("%H:%M:%SZ", time.gmtime(made.stat().st_mtime)) if made.is_file() else None
     return {"target": name, "module": target["module"], "functions": target["functions"], "error": failure_of(ws),
+            "snapshot_at": snapshot_at,
             "tests": target["tests"], "total": len(found), "killed": killed,
             "survived": len(survivors), "untested": len(untested), "equivalent": len(equivalent),
             "score": round(killed / scored, 4) if scored else None, "seconds": seconds,

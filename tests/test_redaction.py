@@ -198,6 +198,7 @@ def test_bot_token_delivery_is_recorded_with_its_timestamp_only(project, slack, 
     assert (out["via"], out["channel"], out["ts"], out["delivered"]) == ("chat.postMessage", "#ml",
                                                                          "1700000000.000100", True)
     assert out["note"] == f"delivered to Slack channel #ml (SLACK_BOT_TOKEN); also recorded in {project.notifications_log}"
+    assert out["channel_id"] == "C123"  # the channel's id as Slack answered
     assert [r["path"] for r in slack.requests] == ["/api/chat.postMessage"]
     body = slack.requests[0]["body"]
     assert (body["channel"], body["text"], body["blocks"]) == ("#ml", "hello", MESSAGE["blocks"])
