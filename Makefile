@@ -60,7 +60,7 @@ bench: setup
 	$(BIN)/python bench/run.py
 
 ## mutation: test strength of the core decision code (mutmut; mutation.toml), reported, not enforced.
-## Per target: mutants total / killed / survived, the score and each surviving mutant (~15 min on 2 cores).
+## Per target: mutants total / killed / survived, the score and each surviving mutant (~30 min on 2 cores).
 ## One target: make mutation MUTATION_TARGETS=gate
 mutation: setup
 	$(BIN)/python bench/mutation.py $(MUTATION_TARGETS)
