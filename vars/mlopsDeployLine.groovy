@@ -21,6 +21,8 @@ def call(Map config = [:]) {
         rollbackOnFailure: true,       // after a failed deployment of a new champion, restore the previous one
         trainTimeoutMinutes: 60,       // limit of the training stage
         deployTimeoutMinutes: 20,      // limit of waiting for Argo CD / the local server
+        smoke: [:],                    // cluster: [url:, modelName:, inputExample:] of the served model as reachable from the agent;
+                                       // [:] = no endpoint: the smoke stage is skipped with that reason (Argo CD's Healthy stands)
         mlflowCredentialsId: '',                     // username/password for MLflow basic auth; '' = none
         dataCredentialsId: 'mlops-dvc-s3',           // cluster: username/password, S3 keys to pull the Experiment's data for training
         githubCredentialsId: 'mlops-github-token',   // secret text: token for the GitOps repository
@@ -83,9 +85,14 @@ def call(Map config = [:]) {
                         mlopsDeploy(command: 'serve', params: [local: true], timeoutMinutes: cfg.deployTimeoutMinutes)
                     }
                 }
-                conditionalStage(state, 'Smoke test', state.promoted, skip) {
+                // cluster: the served model is only reachable where the user says it is (ingress, port-forward)
+                boolean canSmoke = !cluster || cfg.smoke
+                conditionalStage(state, 'Smoke test', state.promoted && canSmoke,
+                                 state.promoted ? 'no smoke endpoint for cluster mode (set smoke: [url:, modelName:, inputExample:])' : skip) {
                     try {
-                        mlopsDeploy(command: 'smoke', kubeconfigCredentialsId: creds.kubeconfigCredentialsId)
+                        Map smokeParams = cluster ? [url: cfg.smoke.url, model_name: cfg.smoke.modelName,
+                                                     input_example: cfg.smoke.inputExample] : [:]
+                        mlopsDeploy(command: 'smoke', params: smokeParams, kubeconfigCredentialsId: creds.kubeconfigCredentialsId)
                     } finally {
                         if (!cluster) {
                             mlopsDeploy(command: 'stop')
@@ -93,6 +100,7 @@ def call(Map config = [:]) {
                     }
                     state.deployed = true
                 }
+                state.deployed = state.deployed || (state.promoted && !canSmoke)
                 currentBuild.description = describe(state)
                 mlopsNotify(command: 'deployment', credentialsId: creds.slackCredentialsId, failOnError: false)
             } catch (err) {

@@ -129,8 +129,11 @@ class LinesTest extends StepTestCase {
         answers['deploy push'] = [changed: true, commit: 'c0ffee1234567']
         answerMlops(answers)
         expectError('mlops deploy smoke failed: 3 of 20 requests failed') {
-            h.run('mlopsDeployLine', [mode: 'cluster'])
+            h.run('mlopsDeployLine', [mode: 'cluster', smoke: [url: 'https://taxi.example.org', modelName: 'taxi-fare',
+                                                                inputExample: 'input.json']])
         }
+        assert h.mlopsCalls.find { it.command == 'deploy smoke' }.params ==
+            [url: 'https://taxi.example.org', model_name: 'taxi-fare', input_example: 'input.json']
         assert commands() == ['config validate', 'model train', 'model register', 'deploy render', 'deploy push', 'deploy wait',
                               'deploy smoke', 'deploy smoke', 'deploy smoke',
                               'model rollback', 'deploy render', 'deploy push', 'notify failure']
@@ -139,5 +142,14 @@ class LinesTest extends StepTestCase {
         assert h.mlopsCalls.find { it.command == 'deploy push' }.env.GITHUB_TOKEN == 'secret'
         assert h.mlopsCalls[-1].params.message.startsWith('deploy line failed in stage Smoke test')
         assert h.currentBuild.description == 'data dv-ab12cd34 · model taxi-fare v4 · champion · rolled back - failed in Smoke test'
+    }
+
+    void testDeployLineClusterWithoutSmokeEndpointSkipsTheSmokeStage() {
+        Map answers = deployAnswers(true)
+        answers['deploy push'] = [changed: true, commit: 'c0ffee1234567']
+        answerMlops(answers)
+        h.run('mlopsDeployLine', [mode: 'cluster'])
+        assert !commands().contains('deploy smoke') && !commands().contains('model rollback')
+        assert h.log.toString().contains('skipped: no smoke endpoint for cluster mode')
     }
 }
