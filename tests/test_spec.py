@@ -1,13 +1,14 @@
 """Experiment spec validation: every rejection names file, line and field, exit 2."""
 
 import re
+import shutil
 
 import pytest
 
 from pyhelpers.errors import BadInput
 from pyhelpers.experiment import katib_fields
 from pyhelpers.experiment.spec import load_spec
-from tests.conftest import EXAMPLE, write_experiment
+from tests.conftest import EXAMPLE, run_mlops, write_experiment
 
 
 @pytest.fixture
@@ -146,3 +147,19 @@ def test_katib_engine_accepts_katib_features_but_not_typos(spec_file):
     spec_file.write_text(text.replace("parallelTrialCount", "parallelTrialCont"))
     with pytest.raises(BadInput, match="did you mean 'parallelTrialCount'"):
         load_spec(spec_file, engine="katib")
+
+
+def test_validate_warns_about_image_paths_this_machine_lacks(tmp_path):
+    """Local validate names a trial-command path that will not exist here (issue 9 item 4)."""
+    spec = tmp_path / "exp.yaml"
+    shutil.copy(EXAMPLE / "katib" / "experiment.yaml", spec)
+    unmapped = run_mlops("experiment", "validate", str(spec), cwd=tmp_path)
+    assert unmapped.code == 0, unmapped
+    assert "/app/train.py, which will not exist on this machine" in unmapped.err
+    # mapped to a folder that holds the trainer and the data: nothing to warn about
+    (tmp_path / "mlops.yaml").write_text("project: p\nexperiment:\n  image_paths:\n    /app: .\n")
+    (tmp_path / "train.py").write_text("")
+    (tmp_path / "data" / "trips").mkdir(parents=True)
+    mapped = run_mlops("experiment", "validate", str(spec), cwd=tmp_path)
+    assert mapped.code == 0, mapped
+    assert "will not exist" not in mapped.err

@@ -42,6 +42,13 @@ def validate(file: Path, engine: str, katib_config_file: Path | None) -> Result:
     else:
         config = katib_config.for_project(load_project_config(required=False), katib_config_file)
     spec = load_spec(file, engine=engine, katib_config=config)
+    if engine == "local":
+        from pyhelpers.experiment.template import missing_paths
+
+        collector_path = spec.file_path if spec.collector == "File" else None
+        for path in missing_paths(spec.spec, _image_paths(), collector_path):
+            spec.warnings.append(f"the trial command names {path}, which will not exist on this machine: map the "
+                                 "image path to a local folder (experiment.image_paths in mlops.yaml)")
     for warning in spec.warnings:
         print(f"warning: {file}: {warning}", file=sys.stderr)
     data = {"valid": True, "file": str(file), "engine": engine, "name": spec.name, "algorithm": spec.algorithm,
@@ -53,10 +60,10 @@ def validate(file: Path, engine: str, katib_config_file: Path | None) -> Result:
                   f"{config.service(spec.algorithm)} service, {what})")
 
 
-def _may_run_on_katib() -> bool:
-    """Whether the project's experiment.engine may be katib (cluster mode), read cheaply: loading
+def _raw_experiment_section() -> tuple[Path, dict, dict] | None:
+    """The project's mlops.yaml `experiment` section and its profile's overlay, read cheaply: loading
     mlops.yaml through its schema costs ~0.3 s of imports, which `validate` only pays when needed.
-    Anything unclear answers True, and the full configuration decides."""
+    None without an mlops.yaml; raises on anything unreadable (the full load reports it)."""
     import os
 
     from pyhelpers.yamlsrc import load_yaml_file
@@ -67,15 +74,39 @@ def _may_run_on_katib() -> bool:
         here = Path.cwd().resolve()
         path = next((folder / "mlops.yaml" for folder in (here, *here.parents) if (folder / "mlops.yaml").is_file()), None)
     if path is None:
-        return False
+        return None
+    doc = load_yaml_file(path).data or {}
+    profile = root.meta.get("mlops.profile") or os.environ.get("MLOPS_PROFILE") or doc.get("profile") or "local"
+    overlay = ((doc.get("profiles") or {}).get(profile) or {}).get("experiment") or {}
+    return Path(path), doc.get("experiment") or {}, overlay
+
+
+def _may_run_on_katib() -> bool:
+    """Whether the project's experiment.engine may be katib (cluster mode). Anything unclear answers
+    True, and the full configuration decides."""
     try:
-        doc = load_yaml_file(path).data or {}
-        profile = root.meta.get("mlops.profile") or os.environ.get("MLOPS_PROFILE") or doc.get("profile") or "local"
-        overlay = ((doc.get("profiles") or {}).get(profile) or {}).get("experiment") or {}
-        engine = overlay.get("engine") or (doc.get("experiment") or {}).get("engine") or "local"
+        found = _raw_experiment_section()
+        if found is None:
+            return False
+        _, section, overlay = found
+        engine = overlay.get("engine") or section.get("engine") or "local"
     except Exception:  # noqa: BLE001 - a broken mlops.yaml is reported by the full load
         return True
     return engine != "local"
+
+
+def _image_paths() -> dict[str, Path]:
+    """experiment.image_paths of the project (image path -> local folder), {} when unknown: only a
+    warning depends on it."""
+    try:
+        found = _raw_experiment_section()
+        if found is None:
+            return {}
+        path, section, overlay = found
+        paths = overlay.get("image_paths") or section.get("image_paths") or {}
+        return {str(k): (path.parent / str(v)).resolve() for k, v in paths.items()}
+    except Exception:  # noqa: BLE001 - a broken mlops.yaml is reported by the commands that load it
+        return {}
 
 
 @leaf(cli, "run")
