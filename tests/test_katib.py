@@ -123,7 +123,25 @@ def test_submit_rejects_a_bad_spec_before_the_cluster(kube, project):
         "maxFailedTrialCount: 3", "maxFailedTrialCount: 1"))  # Katib checks maxFailedTrialCount first
     r = run(kube, "experiment", "submit", cwd=project)
     assert r.code == 2 and "experiment.yaml" in r.err and "parallelTrialCount" in r.err, r
-    assert not kube.requests
+    # at most the katib-config ConfigMap was read: nothing was created
+    assert all(q["method"] == "GET" and "/configmaps/" in q["path"] for q in kube.requests), kube.requests
+
+
+def test_submit_validates_under_the_clusters_katib_config(kube, project):
+    """A cluster whose katib-config runs tpe on Optuna accepts Optuna's settings (issue 9 item 2)."""
+    from tests.test_katib_validation import TPE_ON_OPTUNA
+
+    cfg = project / "mlops.yaml"
+    cfg.write_text(cfg.read_text().replace("experiment:\n", "experiment:\n  engine: katib\n  katib_namespace: katib-system\n", 1))
+    spec = project / "katib" / "experiment.yaml"
+    spec.write_text(spec.read_text().replace("algorithmSettings:\n", "algorithmSettings:\n"
+                                             "      - name: n_startup_trials\n        value: \"4\"\n", 1))
+    refused = run(kube, "experiment", "submit", "--dry-run", cwd=project)
+    assert refused.code == 2 and "got n_startup_trials" in refused.err, refused  # upstream default: hyperopt
+    kube.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "katib-config", "namespace": "katib-system"},
+              "data": {"katib-config.yaml": TPE_ON_OPTUNA}}, "configmaps")
+    accepted = run(kube, "experiment", "submit", "--dry-run", cwd=project)
+    assert accepted.code == 0, accepted
 
 
 def test_wait_follows_the_watch_resumes_after_410_and_writes_the_local_shape(kube, project, local_doc):

@@ -174,13 +174,15 @@ def submit(file: Path | None, name: str | None, data_version: str | None, image:
     in an init container (docs/cluster.md).
     """
     from pyhelpers.commands._common import load_project_config
-    from pyhelpers.experiment import katib
+    from pyhelpers.experiment import katib, katib_config
     from pyhelpers.experiment.spec import load_spec
 
     cfg = load_project_config()
     path = file or cfg.experiment_file
-    spec = load_spec(path, engine="katib")  # Katib's own features pass; typos and bad values never reach it
-    name, data_version, commit = katib.resolve_name(cfg, path, name, data_version)
+    # Katib's own features pass, under the cluster's own algorithm -> suggestion service mapping
+    # (its katib-config ConfigMap when readable); typos and bad values never reach it
+    spec = load_spec(path, engine="katib", katib_config=katib_config.for_project(cfg))
+    name, data_version, commit = katib.resolve_name(cfg, path, name, data_version, spec=spec)
     if dry_run:
         data = katib.dry_run(cfg, spec, name, data_version, commit, image)
         schema = data["schema"]

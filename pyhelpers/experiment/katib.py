@@ -41,9 +41,11 @@ def spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def resolve_name(cfg, spec_file: Path | None, name: str | None, data_version: str | None) -> tuple[str, str, str | None]:
+def resolve_name(cfg, spec_file: Path | None, name: str | None, data_version: str | None,
+                 spec=None) -> tuple[str, str, str | None]:
     """(experiment name, data version, git commit): ``--name`` or metadata.name + the data version of HEAD."""
     from pyhelpers import data, scm
+    from pyhelpers.experiment import katib_config
     from pyhelpers.experiment.naming import experiment_name
     from pyhelpers.experiment.spec import load_spec
 
@@ -54,7 +56,8 @@ def resolve_name(cfg, spec_file: Path | None, name: str | None, data_version: st
         data_version = data.data_version(cfg, "HEAD")
     if name:
         return name, data_version, commit
-    spec = load_spec(spec_file or cfg.experiment_file, engine="katib")
+    if spec is None:  # the caller's spec was validated against the cluster's katib-config already
+        spec = load_spec(spec_file or cfg.experiment_file, engine="katib", katib_config=katib_config.for_project(cfg))
     return experiment_name(spec.name, data_version), data_version, commit
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pyhelpers import data, notify, scm
 from pyhelpers.errors import BadInput, MlopsError
-from pyhelpers.experiment import mlflow_log
+from pyhelpers.experiment import katib_config, mlflow_log
 from pyhelpers.experiment import status as st
 from pyhelpers.experiment.backends import backend_for
 from pyhelpers.experiment.naming import experiment_name
@@ -32,7 +32,8 @@ def run_data_line(cfg, force: bool = False, local: bool = True, live: bool = Fal
     ``image``: the trials' training image on Katib (default: the one built for this data and commit)."""
     backend = backend_for(cfg, local=local, live=live, log=_log, image=image)
     # a bad spec stops the line before anything happens
-    spec = load_spec(cfg.experiment_file, engine=backend.engine)
+    spec = load_spec(cfg.experiment_file, engine=backend.engine,
+                     katib_config=katib_config.for_project(cfg) if backend.engine == "katib" else None)
     done = None if force else data.processed_head(cfg)  # the common no-op, decided without DVC
     if done:
         _log(f"data {done['data_version']} was already processed: nothing to do (use --force to rerun)")
