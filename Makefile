@@ -44,13 +44,17 @@ system-deps:
 	@mkdir -p build
 	.ci/install-system-deps > build/system-deps.env
 
+# Test files are spread over this many workers (pytest-xdist; a file's tests stay together, so its
+# module fixtures start once): most tests wait on servers and subprocesses, 2 halve the run on 2 cores.
+TEST_WORKERS ?= 2
+
 ## test: set-up (system packages, venv), lint, then every test except the slow ones
 test: system-deps setup lint
-	set -a && . build/system-deps.env && set +a && $(BIN)/python -m pytest -m "not slow" -q
+	set -a && . build/system-deps.env && set +a && $(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile
 
 ## test-all: every test, slow ones included
 test-all: system-deps setup lint
-	set -a && . build/system-deps.env && set +a && $(BIN)/python -m pytest -q
+	set -a && . build/system-deps.env && set +a && $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: system-deps setup
 	$(BIN)/ruff check pyhelpers tests bench examples
