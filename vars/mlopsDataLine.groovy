@@ -56,18 +56,18 @@ def call(Map config = [:]) {
     mlopsAgent(agent: cfg.agent, label: cfg.agentLabel, podTemplate: cfg.podTemplate) {
         withEnv(mlopsEnvironment(cfg)) {
             try {
-                conditionalStage(state, 'Checkout', cfg.checkout, 'checkout disabled') {
+                mlopsStage(name: 'Checkout', when: cfg.checkout, skipReason: 'checkout disabled', state: state) {
                     Map scmVars = checkout(scm)
                     state.commit = scmVars?.GIT_COMMIT
                     if (pullRequestBuild && state.commit) {
                         state.localCommit = !onRemote(state.commit)
                     }
                 }
-                conditionalStage(state, 'Setup', true, '') {
+                mlopsStage(name: 'Setup', state: state) {
                     mlopsSetup(install: cfg.install)
                     mlopsCli(command: 'config validate')
                 }
-                conditionalStage(state, 'Data status', true, '') {
+                mlopsStage(name: 'Data status', state: state) {
                     boolean againstBase = !onMain && cfg.baseRevision
                     Map status = mlopsData(command: 'status', params: againstBase ? [base: cfg.baseRevision] : [:])
                     state.dataVersion = status.data_version
@@ -75,7 +75,7 @@ def call(Map config = [:]) {
                     echo "data ${status.data_version}: ${state.changed ? 'new, to be processed' : 'already processed'}"
                 }
                 boolean branchWork = !onMain && state.changed
-                conditionalStage(state, 'Push data', branchWork, onMain ? 'main branch' : 'no new data') {
+                mlopsStage(name: 'Push data', when: branchWork, skipReason: onMain ? 'main branch' : 'no new data', state: state) {
                     mlopsData(command: 'push', credentialsId: creds.dataCredentialsId)
                 }
                 // a pull request merged with its target is checked out as Jenkins' own merge commit: an image tagged
@@ -86,16 +86,17 @@ def call(Map config = [:]) {
                 boolean publish = branchWork && cluster && !state.localCommit
                 // main: the trials run the image of the merged commit (a merge commit is code no branch build tagged)
                 boolean mainImage = onMain && state.changed && cluster && state.commit
-                conditionalStage(state, 'Training image', publish || mainImage, onMain ? 'data already processed' : branchSkip) {
+                mlopsStage(name: 'Training image', when: publish || mainImage,
+                           skipReason: onMain ? 'data already processed' : branchSkip, state: state) {
                     state.image = mlopsImage(builder: cfg.imageBuilder, dataVersion: state.dataVersion, commit: state.commit,
                                              credentialsId: creds.registryCredentialsId)
                 }
-                conditionalStage(state, 'Pull request', publish, branchSkip) {
+                mlopsStage(name: 'Pull request', when: publish, skipReason: branchSkip, state: state) {
                     // in a PR-N build the pull request exists: `pr open` updates it (branch CHANGE_BRANCH, base CHANGE_TARGET)
                     state.pullRequest = mlopsPullRequest(branch: branch, base: target, credentialsId: creds.githubCredentialsId)
                 }
                 String experimentSkip = onMain ? 'data already processed' : (pullRequestBuild ? 'pull-request build' : 'not the main branch')
-                conditionalStage(state, 'Experiment', onMain && state.changed, experimentSkip) {
+                mlopsStage(name: 'Experiment', when: onMain && state.changed, skipReason: experimentSkip, state: state) {
                     timeout(time: cfg.experimentTimeoutMinutes, unit: 'MINUTES') {
                         withLock(lockName(cfg, state.dataVersion)) {
                             withLineCredentials(creds) {
@@ -109,7 +110,8 @@ def call(Map config = [:]) {
                     }
                 }
                 boolean handOver = state.line?.status == 'completed' && cfg.deployJob
-                conditionalStage(state, 'Deploy line', handOver, cfg.deployJob ? 'no completed Experiment' : 'no deployJob') {
+                mlopsStage(name: 'Deploy line', when: handOver,
+                           skipReason: cfg.deployJob ? 'no completed Experiment' : 'no deployJob', state: state) {
                     build(job: cfg.deployJob, wait: false, parameters: [string(name: 'EXPERIMENT', value: state.line.experiment)])
                 }
                 currentBuild.description = describe(state)
@@ -131,36 +133,6 @@ def call(Map config = [:]) {
     }
     return [branch: branch, pullRequestBuild: pullRequestBuild, commit: state.commit, dataVersion: state.dataVersion,
             changed: state.changed, line: state.line, image: state.image, pullRequest: state.pullRequest, skipped: state.skipped]
-}
-
-/** A stage that runs its body only when the condition holds (the scripted form of `when`), else is marked skipped. */
-def conditionalStage(Map state, String name, boolean condition, String reason, Closure body) {
-    stage(name) {
-        if (condition) {
-            state.stage = name
-            body()
-        } else {
-            state.skipped[name] = reason
-            echo "skipped: ${reason}"
-            markSkipped(name)
-        }
-    }
-}
-
-/**
- * Shows the stage as skipped in Blue Ocean and the stage view, as a declarative `when` does:
- * pipeline-model-definition's Utils.markStageSkippedForConditional (jenkins-infra/pipeline-library does the
- * same). Looked up by name so that the library still loads where that plugin is not installed.
- */
-@NonCPS
-boolean markSkipped(String name) {
-    try {
-        Class utils = getClass().classLoader.loadClass('org.jenkinsci.plugins.pipeline.modeldefinition.Utils')
-        utils.markStageSkippedForConditional(name)
-        return true
-    } catch (ClassNotFoundException ignored) {
-        return false
-    }
 }
 
 /** True when a remote branch contains the commit (a pull request's head does; Jenkins' merge commit does not). */

@@ -43,14 +43,14 @@ def call(Map config = [:]) {
     mlopsAgent(agent: cfg.agent, label: cfg.agentLabel) {
         withEnv(mlopsEnvironment(cfg)) {
             try {
-                conditionalStage(state, 'Checkout', cfg.checkout, 'checkout disabled') {
+                mlopsStage(name: 'Checkout', when: cfg.checkout, skipReason: 'checkout disabled', state: state) {
                     checkout scm
                 }
-                conditionalStage(state, 'Setup', true, '') {
+                mlopsStage(name: 'Setup', state: state) {
                     mlopsSetup(install: cfg.install)
                     mlopsCli(command: 'config validate')
                 }
-                conditionalStage(state, 'Train', true, '') {
+                mlopsStage(name: 'Train', state: state) {
                     // cluster: `model train` reads the Experiment from Katib and pulls its data version on this agent
                     mlopsCredentials(bindings: !cluster ? [] : [
                         [type: 'usernamePassword', credentialsId: creds.dataCredentialsId, usernameVariable: 'AWS_ACCESS_KEY_ID',
@@ -60,21 +60,21 @@ def call(Map config = [:]) {
                                                    credentialsId: creds.mlflowCredentialsId)
                     }
                 }
-                conditionalStage(state, 'Register and gate', true, '') {
+                mlopsStage(name: 'Register and gate', state: state) {
                     state.registered = mlopsModel(command: 'register', runId: state.trained.run_id, retries: 1,
                                                   credentialsId: creds.mlflowCredentialsId)
                     state.promoted = state.registered.promoted as boolean
                     echo "gate: ${state.registered.reason}"
                 }
                 String skip = 'the model did not pass the gate'
-                conditionalStage(state, 'Render', state.promoted, skip) {
+                mlopsStage(name: 'Render', when: state.promoted, skipReason: skip, state: state) {
                     mlopsDeploy(command: 'render')
                 }
                 Map pushed = [:]
-                conditionalStage(state, 'GitOps push', state.promoted, skip) {
+                mlopsStage(name: 'GitOps push', when: state.promoted, skipReason: skip, state: state) {
                     pushed = mlopsDeploy(command: 'push', gitopsCredentialsId: creds.githubCredentialsId)
                 }
-                conditionalStage(state, cluster ? 'Argo CD sync' : 'Serve', state.promoted, skip) {
+                mlopsStage(name: cluster ? 'Argo CD sync' : 'Serve', when: state.promoted, skipReason: skip, state: state) {
                     if (cluster) {
                         // Argo CD must reach the commit just pushed (or a later one containing it)
                         mlopsDeploy(command: 'wait', kubeconfigCredentialsId: creds.kubeconfigCredentialsId,
@@ -87,8 +87,9 @@ def call(Map config = [:]) {
                 }
                 // cluster: the served model is only reachable where the user says it is (ingress, port-forward)
                 boolean canSmoke = !cluster || cfg.smoke
-                conditionalStage(state, 'Smoke test', state.promoted && canSmoke,
-                                 state.promoted ? 'no smoke endpoint for cluster mode (set smoke: [url:, modelName:, inputExample:])' : skip) {
+                String noSmoke = 'no smoke endpoint for cluster mode (set smoke: [url:, modelName:, inputExample:])'
+                mlopsStage(name: 'Smoke test', when: state.promoted && canSmoke, skipReason: state.promoted ? noSmoke : skip,
+                           state: state) {
                     try {
                         Map smokeParams = cluster ? [url: cfg.smoke.url, model_name: cfg.smoke.modelName,
                                                      input_example: cfg.smoke.inputExample] : [:]
@@ -123,35 +124,6 @@ def call(Map config = [:]) {
         }
     }
     return state
-}
-
-/** A stage that runs its body only when the condition holds (the scripted form of `when`). */
-def conditionalStage(Map state, String name, boolean condition, String reason, Closure body) {
-    stage(name) {
-        if (condition) {
-            state.stage = name
-            body()
-        } else {
-            echo "skipped: ${reason}"
-            markSkipped(name)
-        }
-    }
-}
-
-/**
- * Shows the stage as skipped in Blue Ocean and the stage view, as a declarative `when` does:
- * pipeline-model-definition's Utils.markStageSkippedForConditional (jenkins-infra/pipeline-library does the
- * same). Looked up by name so that the library still loads where that plugin is not installed.
- */
-@NonCPS
-boolean markSkipped(String name) {
-    try {
-        Class utils = getClass().classLoader.loadClass('org.jenkinsci.plugins.pipeline.modeldefinition.Utils')
-        utils.markStageSkippedForConditional(name)
-        return true
-    } catch (ClassNotFoundException ignored) {
-        return false
-    }
 }
 
 /** Give the champion alias back to the previous version and push its manifest; errors here only warn. */

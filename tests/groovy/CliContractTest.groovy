@@ -17,7 +17,7 @@ class CliContractTest extends StepTestCase {
     static Map contract
 
     /** Steps that never call mlops themselves (their sh is checked elsewhere) or only configure others. */
-    static final List<String> NOT_CALLING = ['mlopsOptions', 'mlopsSetup', 'mlopsAgent', 'mlopsCredentials']
+    static final List<String> NOT_CALLING = ['mlopsOptions', 'mlopsSetup', 'mlopsAgent', 'mlopsCredentials', 'mlopsStage']
 
     /** Values that pass the steps' own validation for options whose default is a string or null. */
     static final Map<String, Object> SAMPLES = [

@@ -45,7 +45,7 @@ class ConventionsTest extends StepTestCase {
             String step = f.name - '.groovy'
             setUp()
             try {
-                List args = step in ['mlopsAgent', 'mlopsCredentials'] ? [[bogusOption: 1], { -> null }] : [[bogusOption: 1]]
+                List args = takesBlock(step) ? [[bogusOption: 1], { -> null }] : [[bogusOption: 1]]
                 h.run(step, *args)
                 assert false: "${step} accepted an unknown option"
             } catch (PipelineError e) {

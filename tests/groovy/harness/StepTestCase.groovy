@@ -18,6 +18,11 @@ abstract class StepTestCase {
         h?.cleanup()
     }
 
+    /** Whether a step takes a block (its call ends in `Closure body`), read from vars/NAME.groovy. */
+    static boolean takesBlock(String step) {
+        new File(ROOT, "vars/${step}.groovy").text =~ /def call\([^)]*Closure body\)/
+    }
+
     /** Answer every `mlops` call with exit 0 and a JSON document chosen by command. */
     void answerMlops(Map<String, Object> byCommand) {
         h.mlopsHandler = { Map call ->
