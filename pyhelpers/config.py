@@ -19,6 +19,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pyhelpers.errors import BadInput
+from pyhelpers.redaction import (  # noqa: F401 (re-exported: the names callers know)
+    AWS_CREDENTIAL_VARS,
+    CREDENTIALS,
+    redact_secrets,
+    redact_url,
+    secret_values,
+)
 from pyhelpers.yamlsrc import SourcedYaml, load_yaml_file
 
 CONFIG_FILE = "mlops.yaml"
@@ -36,24 +43,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MLOPS_K8S_NAMESPACE": ("experiment", "namespace"),
 }
 
-# Credentials: read from the environment only, reported as set / not set, never printed.
-CREDENTIALS: dict[str, str] = {
-    "AWS_ACCESS_KEY_ID": "S3 access for DVC and MLflow artifacts (or ~/.aws/credentials)",
-    "AWS_SECRET_ACCESS_KEY": "S3 secret key for DVC and MLflow artifacts",
-    "MLFLOW_TRACKING_TOKEN": "MLflow server bearer token",
-    "MLFLOW_TRACKING_USERNAME": "MLflow server basic-auth user",
-    "MLFLOW_TRACKING_PASSWORD": "MLflow server basic-auth password",
-    "SLACK_BOT_TOKEN": "Slack bot token for chat.postMessage",
-    "SLACK_WEBHOOK_URL": "Slack incoming webhook URL",
-    "GITHUB_TOKEN": "GitHub token for pull requests and the GitOps remote",
-    "JENKINS_USER": "Jenkins user for `mlops jenkins seed`",
-    "JENKINS_TOKEN": "Jenkins API token for `mlops jenkins seed`",
-    "KUBECONFIG": "kubeconfig path for Katib and Argo CD (in-cluster config when unset)",
-}
-
 SECRET_LIKE = re.compile(r"(token|password|passwd|secret|access_key|api_key|webhook)", re.I)
-# Where S3 clients (DVC, boto3, MLflow) look for credentials when the environment has none.
-AWS_CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
 
 def _no_userinfo(value: str | None) -> str | None:
@@ -345,41 +335,6 @@ class Config:
         doc["argocd"]["application"] = self.argocd_application
         doc["state_dir"] = str(self.state)
         return doc
-
-
-def redact_url(url: str) -> str:
-    """Drop user-info (``user:token@``) from a URL so it can be shown."""
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
-
-
-NOT_SECRET = ("KUBECONFIG",)  # a path to credentials, not a credential itself
-MIN_SECRET_LENGTH = 8  # shorter values ("x", "test") would blank out ordinary words
-
-
-def secret_values(environ: dict[str, str] | None = None) -> list[str]:
-    """The credential values of this environment, longest first; a webhook URL also by its path
-    (the path is the credential: it leaks just as well without the host)."""
-    from urllib.parse import urlsplit
-
-    env = os.environ if environ is None else environ
-    values = set()
-    for name in (*CREDENTIALS, *AWS_CREDENTIAL_VARS, "MLOPS_GIT_TOKEN"):
-        value = env.get(name) or ""
-        if name not in NOT_SECRET and len(value) >= MIN_SECRET_LENGTH:
-            values.add(value)
-            if "://" in value:
-                path = urlsplit(value).path.strip("/")
-                if len(path) >= MIN_SECRET_LENGTH:
-                    values.add(path)
-    return sorted(values, key=len, reverse=True)
-
-
-def redact_secrets(text: str, environ: dict[str, str] | None = None) -> str:
-    """``text`` with every credential value of the environment replaced by ***."""
-    for value in secret_values(environ):
-        if value in text:
-            text = text.replace(value, "***")
-    return text
 
 
 def credentials_status(environ: dict[str, str] | None = None) -> dict[str, str]:

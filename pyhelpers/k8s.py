@@ -65,7 +65,7 @@ def api_error(exc, what: str) -> OperationFailed:
 def _host() -> str:
     from kubernetes import client
 
-    from pyhelpers.config import redact_url
+    from pyhelpers.redaction import redact_url
 
     return redact_url(client.Configuration.get_default_copy().host or "?")
 

@@ -28,9 +28,9 @@ def read_deployed(cfg) -> dict:
     When deploy.target was switched but not pushed yet, the other target's manifest in the same
     folder is what is deployed, and is read instead.
     """
-    from pyhelpers.config import redact_url
     from pyhelpers.deploy.gitops import is_local_repo
     from pyhelpers.deploy.render import other_target_paths
+    from pyhelpers.redaction import redact_url
 
     repo, branch, path = cfg.gitops_repo, cfg.gitops.branch, cfg.gitops_path
     where = {"repo": redact_url(repo), "branch": branch, "path": path, "fallbacks": other_target_paths(cfg)}
@@ -143,7 +143,7 @@ def lineage(cfg, manifest: str | None = None) -> dict:
         mv = client.get_model_version(name, version)
         run = client.get_run(mv.run_id)
     except MlflowException as exc:
-        from pyhelpers.config import redact_url
+        from pyhelpers.redaction import redact_url
 
         raise t.mlflow_failure(f"deployed model {name} v{version} not found in the registry "
                                f"{redact_url(cfg.tracking_uri)}", exc) from None

@@ -76,11 +76,11 @@ def test_a_webhook_path_is_blanked_from_eight_characters_whatever_its_last_lette
 
 def test_short_values_and_paths_to_credentials_are_not_blanked():
     env = {"GITHUB_TOKEN": "1234567", "KUBECONFIG": "/home/ci/.kube/config-production",
-           "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/hook", "JENKINS_USER": "ci-robot"}
-    text = "1234567 /home/ci/.kube/config-production hook http://127.0.0.1:9/hook ci-robot"
-    # 7 characters would blank ordinary words; a kubeconfig path is where credentials are, not one;
-    # a URL path under 8 characters is kept (the whole URL is still blanked)
-    assert redact_secrets(text, env) == "1234567 /home/ci/.kube/config-production hook *** ***"
+           "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/hook", "JENKINS_USER": "ci-robot", "AWS_PROFILE": "production"}
+    text = "1234567 /home/ci/.kube/config-production hook http://127.0.0.1:9/hook ci-robot profile production"
+    # 7 characters would blank ordinary words; a kubeconfig path is where credentials are, not one, and an
+    # AWS profile names a section of them; a URL path under 8 characters is kept (the whole URL is still blanked)
+    assert redact_secrets(text, env) == "1234567 /home/ci/.kube/config-production hook *** *** profile production"
 
 
 def test_the_process_environment_is_the_default(monkeypatch):

@@ -186,7 +186,7 @@ class RedactingStream:
 
 
 def _redact_output() -> None:
-    from pyhelpers.config import secret_values
+    from pyhelpers.redaction import secret_values
 
     secrets = secret_values()
     if not secrets:

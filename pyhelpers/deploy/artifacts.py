@@ -30,7 +30,7 @@ def _missing(champion: dict, where: str) -> OperationFailed:
 
 def verify_model_artifacts(cfg, champion: dict) -> dict:
     """Raise OperationFailed (exit 1) naming the URI when the champion's ``MLmodel`` is not there."""
-    from pyhelpers.config import redact_url
+    from pyhelpers.redaction import redact_url
 
     uri = str(champion["artifact_uri"])
     shown = redact_url(uri)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from pyhelpers.errors import BadInput, OperationFailed
 from pyhelpers.fsutil import scratch_dir
+from pyhelpers.redaction import redact_url
 
 TOKEN_ENV = "GITHUB_TOKEN"
 # Inherited variables that would point git at another repository than the one we work in.
@@ -40,7 +41,7 @@ def is_local_repo(url: str) -> bool:
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    text = re.sub(r"(?<=://)[^/@\s]+@", "***@", str(text))
+    text = redact_url(str(text))
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pyhelpers.errors import BadInput
+from pyhelpers.redaction import redact_url
 
 SELDON_API = "machinelearning.seldon.io/v1"
 KSERVE_API = "serving.kserve.io/v1beta1"
@@ -99,13 +100,13 @@ def storage_uri(cfg, artifact_uri: str) -> str:
     if scheme in CLUSTER_SCHEMES:
         parts = urlsplit(uri)
         if "@" in parts.netloc:
-            raise BadInput(f"deploy.model_uri_map: model URI must not carry credentials ({_redact(uri)})")
+            raise BadInput(f"deploy.model_uri_map: model URI must not carry credentials ({redact_url(uri)})")
         return uri
     if scheme in ("", "file") and _is_local_profile(cfg):
         path = Path(uri[len("file://"):] if scheme == "file" else uri)
         return path.resolve().as_uri() if path.is_absolute() else (cfg.root / path).resolve().as_uri()
     raise BadInput(
-        f"champion artifact_uri {_redact(str(artifact_uri))!r} is not a storage URI the cluster can read "
+        f"champion artifact_uri {redact_url(str(artifact_uri))!r} is not a storage URI the cluster can read "
         f"(profile {cfg.profile}); map it with deploy.model_uri_map, "
         "e.g. {'mlflow-artifacts:/': 's3://<bucket>/<artifacts prefix>/'}, or set mlflow.artifacts_destination "
         "to the tracking server's --artifacts-destination"
@@ -119,10 +120,6 @@ def proxied_to_storage(cfg, uri: str) -> str:
     if not dest or parts.scheme != "mlflow-artifacts":
         return uri
     return posixpath.join(dest.rstrip("/") + "/", parts.path.lstrip("/"))
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
 
 
 def _annotations(champion: dict) -> dict[str, str]:

@@ -87,7 +87,7 @@ def check_server(uri: str, delays: tuple[float, ...] = HEALTH_RETRY_DELAYS) -> N
     import urllib.error
     import urllib.request
 
-    from pyhelpers.config import redact_url
+    from pyhelpers.redaction import redact_url
 
     url = redact_url(uri).replace("***@", "").rstrip("/") + "/health"  # user-info is no part of the probe
     for attempt in range(len(delays) + 1):

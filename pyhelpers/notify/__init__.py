@@ -255,7 +255,7 @@ def send(cfg, message: dict, kind: str, channel: str | None = None, attachment: 
             _post_webhook(webhook, message)
     except OperationFailed as exc:
         # the message is still recorded locally ("always recorded"), with why it was not delivered
-        from pyhelpers.config import redact_secrets
+        from pyhelpers.redaction import redact_secrets
 
         error = redact_secrets(str(exc))  # a file others read: never a credential, whatever the error says
         append_jsonl(cfg.notifications_log, {"time": now(), "kind": kind, "channel": channel, "via": via,
