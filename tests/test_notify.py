@@ -64,7 +64,7 @@ def test_local_profile_logs_the_notification(mlops, finished):
 def test_chat_post_message_delivers_blocks_without_leaking_the_token(mlops, finished):
     with SlackServer(token=CANARY) as slack:
         env = {"SLACK_BOT_TOKEN": CANARY, "SLACK_API_URL": slack.url + "/api/"}
-        r = mlops("notify", "experiment", "--name", "good", "--json", cwd=finished, env=env)
+        r = mlops("notify", "experiment", "--name", "good", "--json", "--no-report", cwd=finished, env=env)
         assert r.code == 0, r
         assert r.json()["delivery"]["via"] == "chat.postMessage" and r.json()["delivery"]["ts"]
         (req,) = slack.requests
@@ -90,7 +90,7 @@ def test_rate_limit_honours_retry_after(mlops, finished):
         slack.responses.append((429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"}))
         env = {"SLACK_BOT_TOKEN": CANARY, "SLACK_API_URL": slack.url + "/api/"}
         start = time.monotonic()
-        r = mlops("notify", "experiment", "--name", "good", cwd=finished, env=env)
+        r = mlops("notify", "experiment", "--name", "good", "--no-report", cwd=finished, env=env)
         assert r.code == 0, r
         assert len(slack.requests) == 2 and time.monotonic() - start >= 1.0
 
@@ -187,3 +187,16 @@ def test_report_picture_goes_into_the_message_thread_with_a_bot_token(finished, 
     monkeypatch.delenv("SLACK_BOT_TOKEN")
     logged = notify.send(cfg, message, "experiment", attachment=str(picture))
     assert not logged["delivered"] and "goes to Slack only with SLACK_BOT_TOKEN" in logged["note"]
+
+
+def test_notify_experiment_uploads_the_report_picture_with_the_message(mlops, finished):
+    """What Jenkins' mlopsNotify(command: 'experiment') runs: the report PNG of that Experiment goes
+    into the message's thread, the same picture `mlops experiment report` draws."""
+    with SlackServer(token=CANARY) as slack:
+        env = {"SLACK_BOT_TOKEN": CANARY, "SLACK_API_URL": slack.url + "/api/"}
+        r = mlops("notify", "experiment", "--name", "good", "--json", cwd=finished, env=env)
+        assert r.code == 0, r
+    plot = finished / ".mlops" / "experiments" / "good" / "trials.png"
+    assert r.json()["delivery"]["file"] == {"uploaded": True, "id": "F0001", "name": "trials.png"}
+    assert slack.uploads["F0001"]["data"] == plot.read_bytes() and plot.read_bytes().startswith(b"\x89PNG")
+    assert [q["path"] for q in slack.requests][0] == "/api/chat.postMessage"

@@ -16,7 +16,9 @@ def cli():
 @click.option("--name", help="Experiment name or path to its experiment.json (default: the latest run).")
 @click.option("--channel", help="Slack channel (default: notify.slack_channel).")
 @click.option("--link", help="URL shown in the message (default: notify.link, else $BUILD_URL).")
-def experiment(name: str | None, channel: str | None, link: str | None) -> Result:
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Build the report PNG and upload it with the message (bot token only; needs the report extra).")
+def experiment(name: str | None, channel: str | None, link: str | None, report: bool) -> Result:
     """Send the outcome and best trial of an Experiment to Slack (SLACK_BOT_TOKEN or
     SLACK_WEBHOOK_URL from the environment); always recorded in .mlops/notifications.jsonl."""
     import os
@@ -29,8 +31,28 @@ def experiment(name: str | None, channel: str | None, link: str | None) -> Resul
     doc = load_status(cfg, name or latest_experiment(cfg))
     message = notify.experiment_message(doc, link or cfg.notify.link or os.environ.get("BUILD_URL"),
                                         notify.current_champion(cfg))
-    delivery = notify.send(cfg, message, "experiment", channel)
+    plot = None
+    if report and os.environ.get("SLACK_BOT_TOKEN"):  # a webhook cannot carry files: no picture to draw
+        plot = _report_plot(cfg, doc["metadata"]["name"])
+    delivery = notify.send(cfg, message, "experiment", channel, attachment=plot)
     return Result({"delivery": delivery, "message": message}, f"{notify.readable(message)}\n({delivery['note']})")
+
+
+def _report_plot(cfg, name: str) -> str | None:
+    """The report PNG of the Experiment, or None (with a warning) where it cannot be drawn: the message
+    matters more than its picture."""
+    import sys
+
+    try:
+        from pyhelpers.experiment.report import build_report
+
+        return build_report(cfg, name)["plot"]
+    except ImportError as exc:
+        print(f"warning: no report picture ({exc.name} is not installed: pip install 'mlops-pyhelpers[report]')",
+              file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - see above
+        print(f"warning: no report picture: {exc}", file=sys.stderr)
+    return None
 
 
 @leaf(cli, "failure")
