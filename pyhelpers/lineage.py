@@ -10,9 +10,6 @@ Each hop is cross-checked against the previous one; disagreements are reported, 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
 from pathlib import Path
 
 from pyhelpers.errors import BadInput, OperationFailed
@@ -28,7 +25,7 @@ def read_deployed(cfg) -> dict:
     When deploy.target was switched but not pushed yet, the other target's manifest in the same
     folder is what is deployed, and is read instead.
     """
-    from pyhelpers.deploy.gitops import is_local_repo
+    from pyhelpers.deploy.gitops import fetched_branch, is_local_repo
     from pyhelpers.deploy.render import other_target_paths
     from pyhelpers.redaction import redact_url
 
@@ -41,15 +38,8 @@ def read_deployed(cfg) -> dict:
             raise OperationFailed(f"nothing deployed yet: GitOps repository {folder} does not exist; "
                                   "run `mlops line deploy` (train, register, push)")
         return _read_at(folder, f"refs/heads/{branch}", where)
-    with tempfile.TemporaryDirectory(prefix="mlops-lineage-") as tmp:
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-        subprocess.run(["git", "init", "-q", tmp], check=True, capture_output=True)
-        fetched = subprocess.run(["git", "fetch", "-q", "--depth", "1", "--no-tags", repo, f"refs/heads/{branch}"],
-                                 cwd=tmp, env=env, capture_output=True, text=True)
-        if fetched.returncode != 0:
-            last = (fetched.stderr.strip().splitlines() or ["?"])[-1]
-            raise OperationFailed(f"cannot fetch {where['repo']} ({branch}): {redact_url(last)}")
-        return _read_at(Path(tmp), "FETCH_HEAD", where)
+    with fetched_branch(cfg) as folder:
+        return _read_at(folder, "FETCH_HEAD", where)
 
 
 def _read_at(folder: Path, rev: str, where: dict) -> dict:

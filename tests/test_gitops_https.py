@@ -15,6 +15,7 @@ import pytest
 
 from pyhelpers.config import load_config
 from pyhelpers.deploy import gitops
+from pyhelpers.errors import OperationFailed
 from tests.fakes.git_http import GitHttpServer
 from tests.test_deploy_render import champion
 
@@ -134,3 +135,26 @@ def test_token_goes_only_to_https_or_this_machine(monkeypatch):
     assert gitops.token_for("http://127.0.0.1:8080/gitops.git") == CANARY
     assert gitops.token_for("http://git.example.com/gitops.git") is None  # plain HTTP over a network: never
     assert gitops.token_for("/srv/gitops.git") is None and gitops.token_for("git@github.com:org/gitops.git") is None
+
+
+def test_lineage_reads_the_deployed_manifest_from_the_token_protected_remote(https_server, home, tmp_path, monkeypatch):
+    """`mlops lineage` fetches the GitOps branch the way a push reaches it: the token from the
+    environment, nowhere else, and the fetch's folder under .mlops/tmp/ is gone afterwards."""
+    from pyhelpers.lineage import read_deployed
+
+    server = https_server
+    monkeypatch.setenv("GITHUB_TOKEN", CANARY)
+    monkeypatch.setenv("GIT_SSL_CAINFO", str(server.ca_file))
+    cfg = make_cfg(tmp_path / "proj", server.repo_url("org/gitops.git"))
+    pushed = gitops.push_manifests(cfg, FILES, "Deploy demo version 1")
+    found = read_deployed(cfg)
+    assert (found["path"], found["commit"]) == ("apps/demo/seldondeployment.yaml", pushed["commit"])
+    assert found["text"] == FILES["apps/demo/seldondeployment.yaml"]
+    assert not list((tmp_path / "proj" / ".mlops" / "tmp").iterdir())
+
+    monkeypatch.setenv("GITHUB_TOKEN", "x" + CANARY)
+    with pytest.raises(OperationFailed) as refused:
+        read_deployed(cfg)
+    assert str(refused.value).startswith(f"cannot fetch {server.repo_url('org/gitops.git')} (main): git fetch failed")
+    assert "the remote refused GITHUB_TOKEN" in str(refused.value) and CANARY not in str(refused.value)
+    assert not leaks(tmp_path, CANARY) and not (home / "stored-credentials").exists()

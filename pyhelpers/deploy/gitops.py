@@ -269,6 +269,21 @@ def _branch_checkout(cfg):
         yield None if missing or not _checkout(git, remote, cfg.gitops.branch, Path(tmp)) else git
 
 
+@contextlib.contextmanager
+def fetched_branch(cfg):
+    """A throw-away repository holding the tip of the remote GitOps branch as FETCH_HEAD (depth 1),
+    fetched with GITHUB_TOKEN as a push is: yields its folder."""
+    _check_repo_url(cfg)
+    with scratch_dir(cfg.state, "gitops") as tmp:
+        git = _Git(cfg, Path(tmp) / "work", token_for(cfg.gitops_repo))
+        git("init", "-q", str(git.workdir), cwd=Path(tmp))
+        try:
+            git("fetch", "-q", "--depth", "1", "--no-tags", cfg.gitops_repo, f"refs/heads/{cfg.gitops.branch}")
+        except OperationFailed as exc:
+            raise OperationFailed(f"cannot fetch {redact(cfg.gitops_repo)} ({cfg.gitops.branch}): {exc}") from None
+        yield git.workdir
+
+
 def is_ancestor(cfg, ancestor: str, descendant: str) -> bool:
     """Whether commit ``descendant`` of the GitOps branch contains commit ``ancestor``."""
     with _branch_checkout(cfg) as git:
