@@ -7,6 +7,7 @@ whole line with `--local`.
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +69,13 @@ def test_deploy_line_end_to_end(mlops, tmp_path):
     r = mlops("line", "deploy", "--json", cwd=project)
     assert r.code == 0 and r.json()["status"] == "unchanged" and "shortcut" not in r.json(), r
     assert "mlops.dirty" not in r.json()["steps"]["train"]["tags"]
+    # the champion's model files went missing beside an unchanged store: no no-op, the full path says so
+    mlmodel = Path(first["champion"]["artifact_uri"].removeprefix("file://")) / "MLmodel"
+    assert mlops("line", "deploy", "--json", cwd=project).json().get("shortcut")
+    mlmodel.rename(mlmodel.with_name("MLmodel.away"))
+    r = mlops("line", "deploy", cwd=project)
+    assert r.code == 1 and "MLmodel" in r.err, r
+    mlmodel.with_name("MLmodel.away").rename(mlmodel)
 
     # the deployed model traces back to the data it was trained on
     r = mlops("lineage", "--json", cwd=project)

@@ -7,7 +7,8 @@ returns that result as "unchanged" when all of these still hold, each checked ch
 - the training key (data version, parameters, trainer code, requirements) is the same;
 - the MLflow store was not written since (local SQLite file: size and mtime), so no version was
   registered, promoted or rolled back in between;
-- mlops.yaml and the profile are the same (they shape the manifest);
+- mlops.yaml, the profile and the mlops version are the same (they shape the manifest);
+- the champion's ``MLmodel`` is still in its local artifact folder;
 - the GitOps branch still points at the recorded commit (local bare repository);
 - with serving: our MLServer (same pid) still serves the same version on the same port and answers
   on its versioned endpoints.
@@ -42,7 +43,10 @@ def _config_stamp(cfg) -> str:
         text = Path(cfg.source).read_bytes()
     except (OSError, TypeError):
         text = b""
-    return hashlib.sha256(text + f"\0{cfg.profile}\0{cfg.tracking_uri}".encode()).hexdigest()[:16]
+    from pyhelpers import __version__
+
+    stamp = f"\0{cfg.profile}\0{cfg.tracking_uri}\0{__version__}"
+    return hashlib.sha256(text + stamp.encode()).hexdigest()[:16]
 
 
 def _gitops_head(cfg) -> str | None:
@@ -96,6 +100,16 @@ def _serving_unchanged(cfg, result: dict) -> bool:
         state["pid"], state["url"], state["http_port"], state["model_name"], str(state["version"]))
 
 
+def _champion_files_present(result: dict) -> bool:
+    """The recorded champion's MLmodel is still there (a local artifact folder; the store stamp cannot
+    see files removed beside it)."""
+    from pyhelpers.deploy.artifacts import MLMODEL
+
+    uri = str((result.get("champion") or {}).get("artifact_uri") or "")
+    path = uri[len("file://"):] if uri.startswith("file://") else uri
+    return bool(path) and "://" not in path and (Path(path) / MLMODEL).is_file()
+
+
 def unchanged_result(cfg, experiment: str | None, serve: bool, port: int | None) -> dict[str, Any] | None:
     """The last run's result marked unchanged, when nothing it depends on changed; else None."""
     try:
@@ -106,6 +120,8 @@ def unchanged_result(cfg, experiment: str | None, serve: bool, port: int | None)
     if now is None or record.get("stamp") != now:
         return None
     result = record.get("result") or {}
+    if not _champion_files_present(result):
+        return None
     if serve and not _serving_unchanged(cfg, result):
         return None
     steps = result.get("steps") or {}
