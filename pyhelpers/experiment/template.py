@@ -33,23 +33,29 @@ def placeholders(obj: Any) -> set[str]:
     return found
 
 
-def find_container(trial_spec: dict, name: str | None) -> dict | None:
-    """The primary container: by name anywhere in the object (Job, TFJob, PyTorchJob, …)."""
-    matches: list[dict] = []
+def container_holders(trial_spec: dict) -> list[dict]:
+    """Every mapping in the trial spec that holds a ``containers`` list (the pod specs of a Job, of each
+    replica of a PyTorchJob, …), at any depth, in document order."""
+    found: list[dict] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            containers = node.get("containers")
-            if isinstance(containers, list):
-                matches.extend(c for c in containers if isinstance(c, dict))
+            if isinstance(node.get("containers"), list):
+                found.append(node)
             for key, value in node.items():
                 if key != "containers":
                     walk(value)
         elif isinstance(node, list):
-            for v in node:
-                walk(v)
+            for value in node:
+                walk(value)
 
     walk(trial_spec)
+    return found
+
+
+def find_container(trial_spec: dict, name: str | None) -> dict | None:
+    """The primary container: by name anywhere in the object (Job, TFJob, PyTorchJob, …)."""
+    matches = [c for node in container_holders(trial_spec) for c in node["containers"] if isinstance(c, dict)]
     if name:
         return next((c for c in matches if c.get("name") == name), None)
     return matches[0] if len(matches) == 1 else None

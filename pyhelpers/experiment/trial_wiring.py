@@ -144,23 +144,10 @@ def data_init_container(image: str, pointers: list[dict[str, str]], data_version
 def pod_specs(trial_spec: dict, container_name: str) -> list[dict]:
     """Every pod spec in the trial spec whose containers include ``container_name`` (Job: one;
     PyTorchJob: Master and Worker), as Katib's pod webhook finds the primary container by name."""
-    found: list[dict] = []
+    from pyhelpers.experiment.template import container_holders
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            containers = node.get("containers")
-            if isinstance(containers, list) and any(isinstance(c, dict) and c.get("name") == container_name
-                                                    for c in containers):
-                found.append(node)
-            for key, value in node.items():
-                if key != "containers":
-                    walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(trial_spec)
-    return found
+    return [node for node in container_holders(trial_spec)
+            if any(isinstance(c, dict) and c.get("name") == container_name for c in node["containers"])]
 
 
 def wire(spec: dict, image: str, data: dict[str, Any] | None, source: str = "experiment") -> dict:
