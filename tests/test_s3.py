@@ -244,3 +244,55 @@ def test_unreachable_tracking_server_is_exit_1(tmp_path):
     r = mp.run_cli(config, "model", "champion", env={"MLFLOW_TRACKING_URI": down})
     assert r.returncode == 1 and f"MLflow tracking server {down} is unreachable" in r.stderr, r.stderr
     assert time.monotonic() - started < 30  # not MLflow's minutes of retries
+
+
+@pytest.fixture
+def s3_with_iam(tmp_path):
+    """moto's S3 that checks credentials as AWS does (IAM auth on after the 6 set-up calls): user ci with
+    an access key allowed s3:*, user nobody with a key and no policy, one bucket."""
+    import boto3
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    log = tmp_path / "moto-iam.log"
+    proc = start([BIN / "moto_server", "-H", "127.0.0.1", "-p", endpoint.rsplit(":", 1)[1]], log,
+                 {**os.environ, **AWS, "INITIAL_NO_AUTH_ACTION_COUNT": "6"})
+    try:
+        wait_http(f"{endpoint}/moto-api/", proc, log, 30)
+        iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="setup", aws_secret_access_key="setup-only")
+        for user in ("ci", "nobody"):
+            iam.create_user(UserName=user)
+        key = iam.create_access_key(UserName="ci")["AccessKey"]
+        denied = iam.create_access_key(UserName="nobody")["AccessKey"]
+        iam.put_user_policy(UserName="ci", PolicyName="s3", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
+                     aws_secret_access_key=key["SecretAccessKey"]).create_bucket(Bucket=DATA_BUCKET)
+        yield SimpleNamespace(endpoint=endpoint, key_id=key["AccessKeyId"], secret=key["SecretAccessKey"],
+                              denied_id=denied["AccessKeyId"], denied_secret=denied["SecretAccessKey"])
+    finally:
+        stop(proc)
+
+
+def test_s3_refusing_the_credentials_is_a_clear_failure_without_the_secret(mlops, project, s3_with_iam):
+    """S3's three refusals of credentials (403 SignatureDoesNotMatch, InvalidAccessKeyId, AccessDenied):
+    exit 1, one line naming the bucket, S3's reason and the variable to check, never the secret."""
+    s3 = s3_with_iam
+    remote = {**AWS, "MLOPS_DVC_REMOTE_URL": f"s3://{DATA_BUCKET}/auth", "AWS_ENDPOINT_URL": s3.endpoint}
+    cases = [
+        ({"AWS_ACCESS_KEY_ID": s3.key_id, "AWS_SECRET_ACCESS_KEY": CANARY}, "SignatureDoesNotMatch",
+         "check AWS_SECRET_ACCESS_KEY"),
+        ({"AWS_ACCESS_KEY_ID": "AKIAUNKNOWNKEY000000"}, "InvalidAccessKeyId", "check AWS_ACCESS_KEY_ID"),
+        ({"AWS_ACCESS_KEY_ID": s3.denied_id, "AWS_SECRET_ACCESS_KEY": s3.denied_secret}, "AccessDenied",
+         "not allowed on this bucket"),
+    ]
+    for keys, code, hint in cases:
+        r = mlops("data", "push", cwd=project, env={**remote, **keys})
+        assert r.code == 1, r
+        (line,) = [ln for ln in r.err.splitlines() if ln.startswith("mlops: error:")]
+        assert f"s3://{DATA_BUCKET}/auth" in line and f": {code} (" in line and hint in line, line
+        assert_no_canary(r.out, r.err, files=list(project.glob(".dvc/config*")))
+        assert s3.denied_secret not in r.out + r.err
+    r = mlops("data", "push", "--json", cwd=project,
+              env={**remote, "AWS_ACCESS_KEY_ID": s3.key_id, "AWS_SECRET_ACCESS_KEY": s3.secret})
+    assert r.code == 0 and r.json()["pushed_files"] > 0, r

@@ -436,9 +436,49 @@ def _storage_failure(cfg, remote: str, verb: str, exc: Exception) -> Exception:
     if isinstance(exc, FileNotFoundError) and "bucket" in str(exc).lower():
         return OperationFailed(f"dvc {verb}: the bucket of {where} does not exist; create it first")
     if isinstance(exc, PermissionError) or names & {"ClientError"}:
-        return OperationFailed(f"dvc {verb}: storage refused the request for {where}: {_one_line(exc)[:200]} "
-                               "(check the credentials' access to the bucket)")
+        code = next((_s3_error_code(e) for e in chain if _s3_error_code(e)), None)
+        if code in (None, "403", "Forbidden"):  # a HEAD request's refusal has no body, so no reason: ask once more
+            code = _probe_s3_refusal(cfg) or code
+        hint = S3_REFUSALS.get(code, "check the credentials' access to the bucket")
+        return OperationFailed(f"dvc {verb}: storage refused the request for {where}: {code or _one_line(exc)[:200]} "
+                               f"({hint})")
     return exc
+
+
+# S3's error codes for refused credentials, and what to check for each (never the values themselves)
+S3_REFUSALS = {
+    "InvalidAccessKeyId": "the storage does not know this access key: check AWS_ACCESS_KEY_ID or the AWS_PROFILE used",
+    "SignatureDoesNotMatch": "the secret key does not belong to AWS_ACCESS_KEY_ID: check AWS_SECRET_ACCESS_KEY",
+    "AccessDenied": "the credentials are valid but not allowed on this bucket: check the key's policy "
+                    "(AWS_ACCESS_KEY_ID / AWS_PROFILE)",
+    "ExpiredToken": "the session credentials expired: renew AWS_SESSION_TOKEN with its key pair",
+}
+
+
+def _probe_s3_refusal(cfg) -> str | None:
+    """S3's error code for one small listing of the remote (a request whose refusal carries a body),
+    with the same credentials and endpoint as DVC; None when it cannot tell."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(cfg.dvc_remote_url or "")
+    if url.scheme != "s3":
+        return None
+    try:
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        client = boto3.client("s3", endpoint_url=cfg.data.endpoint_url or None,
+                              config=BotoConfig(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=10))
+        client.list_objects_v2(Bucket=url.netloc, Prefix=url.path.lstrip("/"), MaxKeys=1)
+    except Exception as exc:  # noqa: BLE001 - only the code is wanted, whatever went wrong
+        return _s3_error_code(exc)
+    return None
+
+
+def _s3_error_code(exc: BaseException) -> str | None:
+    """The S3 error code of a botocore ClientError (``response["Error"]["Code"]``), else None."""
+    response = getattr(exc, "response", None)
+    return ((response or {}).get("Error") or {}).get("Code") if isinstance(response, dict) else None
 
 
 def _one_line(exc: BaseException) -> str:
