@@ -136,6 +136,17 @@ def _usage_message(exc: click.ClickException) -> str:
     return f"{ctx.command_path}: {text} (see `{ctx.command_path} --help`)"
 
 
+def _tracking_refusal(exc: Exception) -> str | None:
+    """For any MLflow call that did not say itself what failed: a refused login or permission of the
+    tracking server, in the words of ``tracking.AUTH_REFUSALS``."""
+    if "mlflow" not in type(exc).__module__:
+        return None
+    from pyhelpers.model.tracking import AUTH_REFUSALS, http_status
+
+    refusal = AUTH_REFUSALS.get(http_status(exc))
+    return f"MLflow: {refusal}" if refusal else None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("MLOPS_DEBUG", "") not in ("", "0", "false")
@@ -169,8 +180,12 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        hint = "" if debug else " (run with --debug for the traceback)"
-        print(f"mlops: error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
+        refusal = _tracking_refusal(exc)
+        if refusal:
+            print(f"mlops: error: {refusal}", file=sys.stderr)
+        else:
+            hint = "" if debug else " (run with --debug for the traceback)"
+            print(f"mlops: error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
         code = 1
     sys.stdout.flush()
     sys.exit(code)

@@ -138,7 +138,30 @@ def local_path(uri: str) -> str:
     return uri
 
 
+AUTH_REFUSALS = {
+    401: "the MLflow tracking server did not accept the credentials (401): set MLFLOW_TRACKING_USERNAME and "
+         "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN (`mlops config show` says which are set)",
+    403: "the MLflow tracking server does not allow this user the operation (403): grant the user permission "
+         "on the experiment or registered model, or use other credentials (MLFLOW_TRACKING_USERNAME)",
+}
+AUTH_ERROR_CODES = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
+
+
+def http_status(exc: Exception) -> int | None:
+    """The HTTP status of a failed MLflow REST call, from its error code or its message
+    ("API request to endpoint ... failed with error code 401 != 200")."""
+    import re
+
+    status = AUTH_ERROR_CODES.get(getattr(exc, "error_code", ""))
+    found = re.search(r"failed with error code (\d{3}) != 200", str(exc))
+    return status or (int(found.group(1)) if found else None)
+
+
 def mlflow_failure(action: str, exc: Exception) -> OperationFailed:
-    """One line for a failed MLflow call (never the full server response)."""
+    """One line for a failed MLflow call (never the full server response); a refused login says
+    which variables to set."""
+    refusal = AUTH_REFUSALS.get(http_status(exc))
+    if refusal:
+        return OperationFailed(f"{action}: {refusal}")
     text = " ".join(str(exc).split())
     return OperationFailed(f"{action}: {text[:300]}")
