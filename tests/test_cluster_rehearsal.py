@@ -68,14 +68,11 @@ def _missing_tools() -> str | None:
 pytestmark = pytest.mark.skipif(_missing_tools() is not None, reason=str(_missing_tools()))
 
 
-def _targets() -> list:
-    """Every deploy.target the configuration knows; Seldon in `make test`, the others in `make test-all`
-    (each flow takes 1.5-4 minutes on this machine, and the part that differs by target — the manifest
-    and Argo CD's health of it — is also covered fast in test_deploy_render.py and test_argocd_wait.py)."""
+def _targets() -> list[str]:
+    """Every deploy.target the configuration knows, each rehearsed in `make test` (about a minute each)."""
     from pyhelpers.config import DeployConfig
 
-    known = typing.get_args(DeployConfig.model_fields["target"].annotation)
-    return [t if t == "seldon" else pytest.param(t, marks=pytest.mark.slow) for t in ("seldon", "kserve") if t in known]
+    return list(typing.get_args(DeployConfig.model_fields["target"].annotation))
 
 
 class Registry:
