@@ -8,7 +8,8 @@ returns that result as "unchanged" when all of these still hold, each checked ch
 - the MLflow store was not written since (local SQLite file: size and mtime), so no version was
   registered, promoted or rolled back in between;
 - mlops.yaml, the profile and the mlops version are the same (they shape the manifest);
-- the champion's ``MLmodel`` is still in its local artifact folder;
+- the champion's ``MLmodel`` is still in its local artifact folder (artifacts on S3 or behind a
+  tracking server: the full path checks them);
 - the GitOps branch still points at the recorded commit (local bare repository);
 - with serving: our MLServer (same pid) still serves the same version on the same port and answers
   on its versioned endpoints.
