@@ -78,3 +78,17 @@ def test_a_delivered_notice_is_reported_as_sent(line, monkeypatch):
         result, code = run_deploy_line(cfg, serve=False)
         assert len(slack.requests) == 1 and "taxi-fare version 3 is the champion" in slack.requests[0]["body"]["text"]
     assert code == 0 and "notification" not in result and result["steps"]["notify"]["via"] == "webhook"
+
+
+def test_the_summary_shows_parameters_to_six_significant_digits_and_json_keeps_them(line, monkeypatch):
+    from pyhelpers.line.deploy_line import human_summary, run_deploy_line
+
+    cfg, _ = line
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    result, _ = run_deploy_line(cfg, serve=False)
+    result["steps"]["train"]["parameters"] = {"learning-rate": "0.17114372025585667", "n-estimators": "140",
+                                              "loss": "squared_error"}
+    text = human_summary(cfg, {**result, "steps": {**result["steps"], "push": {"repo": "gitops.git"}}})
+    assert "learning-rate=0.171144, n-estimators=140, loss=squared_error" in text, text
+    assert result["steps"]["train"]["parameters"]["learning-rate"] == "0.17114372025585667"  # --json: as trained

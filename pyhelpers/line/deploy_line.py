@@ -115,6 +115,8 @@ def mlflow_ui_command(cfg) -> str:
 
 
 def human_summary(cfg, result: dict) -> str:
+    from pyhelpers.experiment.status import human_value
+
     if result.get("status") == "not-deployed":
         return f"nothing deployed: {result['reason']}"
     s = result["steps"]
@@ -122,7 +124,7 @@ def human_summary(cfg, result: dict) -> str:
     lines = [
         f"Deploy line: {result['status']}",
         f"  best parameters ({t['experiment']} / {t['best_trial']}): "
-        + ", ".join(f"{k}={v}" for k, v in t["parameters"].items()),
+        + ", ".join(f"{k}={human_value(v)}" for k, v in t["parameters"].items()),
         f"  MLflow run {t['run_id']} -> {s['register']['name']} version {result['candidate_version']}",
         f"  {'promoted' if result['promoted'] else 'not promoted'}: {result['reason']}",
         f"  champion: version {champion['version']} (data {champion.get('data_version')})",
