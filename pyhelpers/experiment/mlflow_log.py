@@ -132,11 +132,16 @@ def log_experiment(cfg, doc: dict, report: dict | None = None) -> dict[str, Any]
 
 def _log_dataset(cfg, run_id: str, data_version: str) -> None:
     """The data version as an MLflow dataset input: digest = data version, source = the DVC remote."""
+    import warnings
+
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    source = resolve_dataset_source(cfg.dvc_remote_url)
+    with warnings.catch_warnings():
+        # a local remote matches two registrations of the same LocalArtifactDatasetSource class: no choice to make
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        source = resolve_dataset_source(cfg.dvc_remote_url)
     dataset = MetaDataset(source=source, name=",".join(cfg.data.paths), digest=data_version)
     with mlflow.start_run(run_id=run_id):  # log_input is fluent-only; the run stays open for the caller
         mlflow.log_input(dataset, context=DATASET_CONTEXT, tags={t.DATA_VERSION: data_version})
