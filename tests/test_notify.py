@@ -6,6 +6,7 @@ import time
 import pytest
 
 from pyhelpers import notify
+from pyhelpers.experiment.status import human_value
 from tests.conftest import write_experiment
 from tests.fakes.slack import SlackServer
 
@@ -37,11 +38,11 @@ def test_message_carries_best_trial_metrics_and_all_parameters(finished):
     best = doc["status"]["currentOptimalTrial"]
     assert msg["blocks"][0]["type"] == "header" and msg["blocks"][0]["text"]["type"] == "plain_text"
     assert msg["blocks"][0]["text"]["text"] == "Experiment good succeeded"
-    for a in best["parameterAssignments"]:
-        assert f"*{a['name']}*\\n`{a['value']}`" in text
+    for a in best["parameterAssignments"]:  # as people read them: 6 significant digits
+        assert f"*{a['name']}*\\n`{human_value(a['value'])}`" in text
     assert best["bestTrialName"] in text and "ExperimentMaxTrialsReached" in text
     latest = best["observation"]["metrics"][0]["latest"]
-    assert latest in text and f"{float(latest):.6g}" in msg["text"]  # people read 6 significant digits
+    assert f"`{human_value(latest)}` (objective)" in text and f"{float(latest):.6g}" in msg["text"]  # 6 significant digits
     assert msg["blocks"][-1]["type"] == "context" and "jenkins.example" in text
     for block in msg["blocks"]:
         assert len(block.get("fields", [])) <= 10

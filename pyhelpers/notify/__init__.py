@@ -172,11 +172,12 @@ def experiment_message(doc: dict, link: str | None = None, champion: dict | None
     if best:
         blocks.append(_divider())
         blocks.append(_section(f"*Best trial* `{best['name']}`"))
-        metrics = [(m["name"], f"`{m['latest']}`" + (" (objective)" if m["name"] == metric else ""))
+        # people read 6 significant digits; the exact values are in MLflow and `--json`
+        metrics = [(m["name"], f"`{st.human_value(m['latest'])}`" + (" (objective)" if m["name"] == metric else ""))
                    for m in best["metrics"].values()]
         blocks += _fields(metrics)
         blocks.append(_section("*Parameters*"))
-        blocks += _fields([(k, f"`{v}`") for k, v in best["parameters"].items()])
+        blocks += _fields([(k, f"`{st.human_value(v)}`") for k, v in best["parameters"].items()])
     if comparison:
         text += f" {comparison}"
     if link:
