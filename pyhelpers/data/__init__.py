@@ -436,7 +436,7 @@ def _storage_failure(cfg, remote: str, verb: str, exc: Exception) -> Exception:
     if isinstance(exc, FileNotFoundError) and "bucket" in str(exc).lower():
         return OperationFailed(f"dvc {verb}: the bucket of {where} does not exist; create it first")
     if isinstance(exc, PermissionError) or names & {"ClientError"}:
-        code = next((_s3_error_code(e) for e in chain if _s3_error_code(e)), None)
+        code = next(filter(None, map(_s3_error_code, chain)), None)
         if code in (None, "403", "Forbidden"):  # a HEAD request's refusal has no body, so no reason: ask once more
             code = _probe_s3_refusal(cfg) or code
         hint = S3_REFUSALS.get(code, "check the credentials' access to the bucket")
